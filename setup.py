@@ -3,6 +3,8 @@
 from setuptools import find_packages, setup
 
 
+# the pipeline, upstream first: each package may import only those before it (tests/test_layout.py checks it)
+PACKAGES = ["locus_reward", "locus_data", "locus_train", "locus_baselines", "locus_eval"]
 CORE = [
     "numpy",
     "pillow",
@@ -24,13 +26,31 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["locus_data*", "locus_reward*", "locus_eval*"]),
+    packages=find_packages(include=[f"{name}*" for name in PACKAGES]),
+    # files the code reads at run time, so a non-editable install works from any directory
+    package_data={
+        "locus_train": [
+            "prompts/*.jinja",
+            "prompts/README.md",
+            "easyr1_schema/schema.json",
+            "easyr1_schema/README.md",
+        ],
+        "locus_baselines": ["prompts/*.txt"],
+        "locus_eval": ["run_lmms_eval.sh"],
+    },
     install_requires=CORE,
     extras_require={"eval": EVAL, "vllm": ["vllm"], "lmms-eval": ["lmms-eval"], "test": TEST},
     entry_points={
         "console_scripts": [
             "locus-data=locus_data.cli:main",
             "locus-eval=locus_eval.cli:main",
-        ]
+        ],
+        # locus-data subcommands that live in the packages above locus_data (see locus_data/cli.py)
+        "locus_data.commands": [
+            "measure-prompts=locus_train.prompt_lengths:main",
+            "annotate=locus_baselines.annotate:main",
+            "export-sft=locus_baselines.export_sft:main",
+            "export-text-cue=locus_baselines.export_text_cue:main",
+        ],
     },
 )

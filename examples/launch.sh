@@ -27,4 +27,4 @@ export NNODES="${NNODES:-1}"
 export N_GPUS_PER_NODE="${N_GPUS_PER_NODE:-8}"
 export PYTHONUNBUFFERED=1
 
-exec python3 "$ROOT/examples/preflight.py" --recipe "$ROOT/$RECIPE" --task "$TASK" "$@"
+exec python3 -m locus_train.preflight --recipe "$ROOT/$RECIPE" --task "$TASK" "$@"

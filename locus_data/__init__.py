@@ -1,1 +1,1 @@
-"""locus_data."""
+"""locus_data: COCO(-format) detections -> the cue-search parquet EasyR1 trains on (no torch)."""

@@ -46,18 +46,19 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from locus_data.coco_index import SourceImage, build_index
-from locus_data.config import SIZE_BINS, DataConfig, to_dict, to_yaml
+from locus_data.config import SIZE_BINS, SPLITS, DataConfig, to_dict, to_yaml
 from locus_data.crops import CueSpec
 from locus_data.errors import UserError
-from locus_data.prompting import CUE_SEARCH_PROBLEM
+from locus_data.problems import CUE_SEARCH_PROBLEM
 from locus_data.sampling import image_order
 from locus_data.schema import SourceFile, hf_metadata, image_column, rows_table, write_schema
+from locus_data.stats import write_stats
 from locus_data.worker import ImageResult, ImageTask, WorkerSettings, init_worker, process_source_image, run_tasks
 from locus_reward.frames import rescale_box
 from locus_reward.ground_truth import dumps
 
 
-SPLITS = ("val", "train")  # val first: it takes its images from the front of the walk
+FILL_ORDER = tuple(reversed(SPLITS))  # val first: it takes its images from the front of the walk
 STATE_VERSION = 1
 # keys that change neither the rows nor the chunk files, so a resume may change them
 RESUME_FREE_KEYS = ("allow_shortfall", "hf_image_features")
@@ -100,9 +101,11 @@ class WalkState:
 
     fingerprint: dict[str, Any]
     next_pos: int = 0
-    counts: dict[str, dict[str, int]] = field(default_factory=lambda: {s: dict.fromkeys(SIZE_BINS, 0) for s in SPLITS})
-    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    images_used: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
+    counts: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {s: dict.fromkeys(SIZE_BINS, 0) for s in FILL_ORDER}
+    )
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILL_ORDER, 0))
+    images_used: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FILL_ORDER, 0))
     images_considered: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     reencoded: dict[str, int] = field(default_factory=dict)
@@ -135,7 +138,7 @@ class ChunkBuffer:
         self.rows[split].append(row)
 
     def clear(self) -> None:
-        self.rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+        self.rows: dict[str, list[dict[str, Any]]] = {s: [] for s in FILL_ORDER}
 
 
 def row_groups(rows: list[dict[str, Any]], size: int, image_mode: str) -> list[tuple[pa.Table, pa.Table]]:
@@ -202,11 +205,9 @@ def build(
     cfg: DataConfig, sources: Sources, out: str | Path, workers: int = 1, resume: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Build the dataset into ``out``; returns the stats dict (also written to ``out/stats.json``)."""
-    from locus_data.stats import write_stats
-
     out = Path(out)
     work = out / ".build"
-    finals = [out / f"{s}.parquet" for s in ("train", "val")]
+    finals = [out / f"{s}.parquet" for s in SPLITS]
     # checked before anything is read or started, so a wrong --out fails at once
     if not work.exists() and any(p.exists() for p in finals):
         if resume:
@@ -233,7 +234,7 @@ def build(
         with FinalWriters(out, cfg) as finals:
             finals.copy_chunks(state, sources.images)  # rows committed before an interruption
             if not state.walk_done:
-                _walk(cfg, sources, out, order, state, pool, workers, progress, finals)
+                Walk(cfg, sources, out, order, state, pool, workers, finals).run(progress)
     finally:
         if pool is not None:
             pool.terminate()
@@ -245,7 +246,7 @@ def build(
             "Lower num_train/num_val, raise max_cues_per_image, add images, or set allow_shortfall=true "
             "(then --resume reuses the work done)"
         )
-    for split in ("train", "val"):
+    for split in SPLITS:
         os.replace(work / f"{split}.parquet.tmp", out / f"{split}.parquet")
     build_info = {
         "annotations": str(sources.annotations),
@@ -301,7 +302,7 @@ def _check_capacity(cfg: DataConfig, images: list[SourceImage]) -> None:
             capacity[size_bin] += min(n, cfg.max_cues_per_image)
     problems = []
     for size_bin in SIZE_BINS:
-        need = cfg.bin_counts("train")[size_bin] + cfg.bin_counts("val")[size_bin]
+        need = sum(cfg.bin_counts(split)[size_bin] for split in SPLITS)
         if need > capacity[size_bin]:
             lo, hi = cfg.bin_range(size_bin)
             problems.append(
@@ -318,7 +319,7 @@ def _check_capacity(cfg: DataConfig, images: list[SourceImage]) -> None:
 def _shortfall(cfg: DataConfig, state: WalkState) -> list[str]:
     return [
         f"{split} {b} {state.counts[split][b]}/{n}"
-        for split in SPLITS
+        for split in FILL_ORDER
         for b, n in cfg.bin_counts(split).items()
         if state.counts[split][b] < n
     ]
@@ -341,153 +342,167 @@ def _drop_uncommitted(work: Path, state: WalkState) -> None:
 
 
 def worker_settings(cfg: DataConfig, out: Path) -> WorkerSettings:
+    paths = cfg.image_mode == "paths"
     return WorkerSettings(
-        cfg=cfg,
-        min_cue_side=cfg.min_cue_side,
-        max_cue_aspect=cfg.max_cue_aspect,
-        full_max_pixels=cfg.full_max_pixels,
-        cue_format=cfg.cue_format,
-        jpeg_quality=cfg.jpeg_quality,
-        cue_dir=str(out / "cues") if cfg.image_mode == "paths" else None,
-        full_dir=str(out / "full") if cfg.image_mode == "paths" else None,
+        cfg, cue_dir=str(out / "cues") if paths else None, full_dir=str(out / "full") if paths else None
     )
 
 
-def _walk(
-    cfg: DataConfig,
-    sources: Sources,
-    out: Path,
-    order: list[SourceImage],
-    state: WalkState,
-    pool: Any,
-    workers: int,
-    progress: bool,
-    finals: "FinalWriters",
-) -> None:
-    quotas = {s: cfg.bin_counts(s) for s in SPLITS}
-    settings = worker_settings(cfg, out)
-    buffer = ChunkBuffer()
-    chunk_considered = 0
-    skipped, reencoded = Counter(state.skipped), Counter(state.reencoded)
+class Walk:
+    """One pass of the image walk (see the module docstring), from ``state.next_pos`` until every bin is full.
 
-    def is_open(size_bin: str) -> bool:
-        return any(state.counts[s][size_bin] < quotas[s][size_bin] for s in SPLITS)
+    :meth:`run` repeats three steps: :meth:`send` keeps a bounded window of images in the pool, :meth:`receive`
+    takes the oldest batch of results (walk order), and :meth:`consume` gives each result its split and cues;
+    every ``chunk_images`` considered images, :meth:`commit` hands the chunk to the writer thread.
+    """
 
-    def remaining() -> int:
-        return sum(max(0, quotas[s][b] - state.counts[s][b]) for s in SPLITS for b in SIZE_BINS)
+    def __init__(
+        self,
+        cfg: DataConfig,
+        sources: Sources,
+        out: Path,
+        order: list[SourceImage],
+        state: WalkState,
+        pool: Any,
+        workers: int,
+        finals: "FinalWriters",
+    ) -> None:
+        self.cfg, self.sources, self.out, self.order, self.state = cfg, sources, out, order, state
+        self.pool, self.workers, self.finals = pool, workers, finals
+        self.quotas = {s: cfg.bin_counts(s) for s in FILL_ORDER}
+        self.settings = worker_settings(cfg, out)
+        self.wanted = tuple(b for b in SIZE_BINS if any(self.quotas[s][b] for s in FILL_ORDER))
+        self.offers = {img.image_id: {c.size_bin for c in img.candidates} for img in order}
+        self.buffer = ChunkBuffer()
+        self.skipped, self.reencoded = Counter(state.skipped), Counter(state.reencoded)
+        self.pending: deque = deque()  # batches of tasks in walk order: (async result or task list, number of images)
+        self.in_flight = 0
+        self.pos = state.next_pos  # next image to send
+        self.considered_in_chunk = 0
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="locus-writer")
+        self.writing: Future | None = None  # the chunk being written; one at a time bounds memory
 
-    def write_chunk(seq: int, chunk_rows: dict[str, list[dict[str, Any]]], state_text: str) -> None:
-        # in the writer thread (file reads and pyarrow writes release the GIL): chunk files, then the state naming
-        # them, then the same row groups straight into the final files, so they are never read back from the chunks
-        tables = {split: row_groups(chunk_rows[split], cfg.row_group_size, cfg.image_mode) for split in SPLITS}
-        for split in SPLITS:
+    def is_open(self, size_bin: str) -> bool:
+        return any(self.state.counts[s][size_bin] < self.quotas[s][size_bin] for s in FILL_ORDER)
+
+    def remaining(self) -> int:
+        return sum(max(0, self.quotas[s][b] - self.state.counts[s][b]) for s in FILL_ORDER for b in SIZE_BINS)
+
+    def run(self, progress: bool) -> None:
+        total = sum(sum(q.values()) for q in self.quotas.values())
+        bar = tqdm(total=total, initial=sum(self.state.rows.values()), unit="ex", desc="build", disable=not progress)
+        try:
+            while self.send():
+                for result in self.receive():
+                    self.consume(result, bar)
+                if self.remaining() == 0:
+                    break
+            self.state.walk_done = True
+            self.commit(self.pos)
+            self.writing.result()
+        finally:
+            self.writer.shutdown(wait=True)
+            bar.close()
+
+    def send(self) -> bool:
+        """Top up the images in flight; False when nothing is left to receive.
+
+        Near the end never more images are in flight than cues still needed (each offers at least one), so little
+        is decoded in vain once the bins fill; cues of bins already full in both splits are never cut.
+        """
+        limit = min(MAX_IN_FLIGHT_PER_WORKER * max(self.workers, 1), max(self.workers, self.remaining()))
+        while self.in_flight < limit and self.pos < len(self.order):
+            batch = []
+            while len(batch) < TASK_BATCH and self.in_flight + len(batch) < limit and self.pos < len(self.order):
+                img = self.order[self.pos]
+                self.pos += 1
+                bins = tuple(b for b in self.wanted if self.is_open(b) and b in self.offers[img.image_id])
+                if bins:
+                    batch.append(ImageTask(self.pos - 1, str(self.sources.images / img.file_name), img, bins))
+            if batch:
+                self.pending.append((self.pool.apply_async(run_tasks, (batch,)) if self.pool else batch, len(batch)))
+                self.in_flight += len(batch)
+        return bool(self.pending)
+
+    def receive(self) -> list[ImageResult]:
+        """The oldest batch's results (decoded here when there is no pool)."""
+        item, count = self.pending.popleft()
+        self.in_flight -= count
+        return item.get() if self.pool else [process_source_image(task, self.settings) for task in item]
+
+    def consume(self, result: ImageResult, bar: tqdm) -> None:
+        """Give one image its split and cues (or none), then commit a chunk when it is due."""
+        if not any(self.is_open(c.size_bin) for c in result.specs):
+            return  # prefetched, but earlier images filled its bins
+        self.state.images_considered += 1
+        self.considered_in_chunk += 1
+        taken = self.take(result)
+        if taken:
+            split, cues = taken
+            if result.reencoded:
+                self.reencoded[result.reencoded.split(":")[0]] += 1
+            _emit_rows(result, split, cues, self.cfg, self.out, self.buffer)
+            self.state.images_used[split] += 1
+            self.state.rows[split] += len(cues)
+            bar.update(len(cues))
+        if self.considered_in_chunk >= self.cfg.chunk_images:
+            self.commit(result.task.pos + 1)
+
+    def take(self, result: ImageResult) -> tuple[str, list] | None:
+        """Split and cues this image contributes (counts updated), or None; see the module docstring."""
+        counts, quotas = self.state.counts, self.quotas
+        if result.skip is not None:
+            self.skipped[result.skip] += 1
+            return None
+        good = []
+        for cue in result.cues:
+            if cue.skip is None:
+                good.append(cue)
+            elif self.is_open(cue.spec.size_bin):
+                self.skipped[cue.skip] += 1  # counted only where it mattered, so counts do not depend on timing
+        offered = {cue.spec.size_bin for cue in good}
+        for split in FILL_ORDER:
+            if any(counts[split][b] < quotas[split][b] for b in offered):
+                taken = []
+                for cue in good:
+                    if counts[split][cue.spec.size_bin] < quotas[split][cue.spec.size_bin]:
+                        counts[split][cue.spec.size_bin] += 1
+                        taken.append(cue)
+                return split, taken
+        return None
+
+    def commit(self, next_pos: int) -> None:
+        """Record the chunk in the state and hand its rows to the writer thread (after the previous chunk)."""
+        state, rows = self.state, self.buffer.rows
+        seq = len(state.chunks)
+        files = {split: f"{seq:06d}-{split}.parquet" for split in FILL_ORDER}
+        counts = {split: len(rows[split]) for split in FILL_ORDER}
+        sizes = {r["image_id"]: r["source_nbytes"] for s in FILL_ORDER for r in rows[s] if r["source_nbytes"]}
+        state.chunks.append({"files": files, "rows": counts, "source_nbytes": {str(k): v for k, v in sizes.items()}})
+        state.next_pos = next_pos
+        state.skipped, state.reencoded = dict(self.skipped), dict(self.reencoded)
+        if self.writing is not None:
+            self.writing.result()  # errors of the previous chunk surface here
+        self.writing = self.writer.submit(self.write_chunk, seq, rows, state.to_json())
+        self.buffer.clear()
+        self.considered_in_chunk = 0
+
+    def write_chunk(self, seq: int, chunk_rows: dict[str, list[dict[str, Any]]], state_text: str) -> None:
+        """In the writer thread (file reads and pyarrow writes release the GIL): chunk files, then the state naming
+        them, then the same row groups straight into the final files, so they are never read back from the chunks."""
+        cfg = self.cfg
+        tables = {split: row_groups(chunk_rows[split], cfg.row_group_size, cfg.image_mode) for split in FILL_ORDER}
+        for split in FILL_ORDER:
             name = f"{seq:06d}-{split}.parquet"
-            tmp = out / ".build" / "chunks" / f".{name}.tmp"
+            tmp = self.out / ".build" / "chunks" / f".{name}.tmp"
             with parquet_writer(tmp, cfg.image_mode) as writer:
                 for _, chunk_table in tables[split]:
                     writer.write_table(chunk_table, row_group_size=len(chunk_table) or 1)
             os.replace(tmp, tmp.with_name(name))
-        state.save(out / ".build" / "state.json", state_text)
-        for split in SPLITS:
+        self.state.save(self.out / ".build" / "state.json", state_text)
+        for split in FILL_ORDER:
             for final_table, _ in tables[split]:
-                finals.write(split, final_table)
-
-    writing: list[Future] = []
-
-    def commit(next_pos: int) -> None:
-        nonlocal chunk_considered
-        seq = len(state.chunks)
-        files = {split: f"{seq:06d}-{split}.parquet" for split in SPLITS}
-        rows = {split: len(buffer.rows[split]) for split in SPLITS}
-        sizes = {r["image_id"]: r["source_nbytes"] for s in SPLITS for r in buffer.rows[s] if r["source_nbytes"]}
-        state.chunks.append({"files": files, "rows": rows, "source_nbytes": {str(k): v for k, v in sizes.items()}})
-        state.next_pos = next_pos
-        state.skipped, state.reencoded = dict(skipped), dict(reencoded)
-        if writing:
-            writing.pop().result()  # one chunk in writing at a time: bounded memory, errors surface here
-        writing.append(writer_thread.submit(write_chunk, seq, buffer.rows, state.to_json()))
-        buffer.clear()
-        chunk_considered = 0
-
-    wanted = tuple(b for b in SIZE_BINS if any(quotas[s][b] for s in SPLITS))
-    offers = {img.image_id: {c.size_bin for c in img.candidates} for img in order}
-    total = sum(sum(q.values()) for q in quotas.values())
-    bar = tqdm(total=total, initial=sum(state.rows.values()), unit="ex", desc="build", disable=not progress)
-    pending: deque = deque()  # batches of tasks in walk order: (async result or task list, number of images)
-    in_flight = 0
-    pos = state.next_pos
-    writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="locus-writer")
-    try:
-        while True:
-            # Keep the workers busy, but near the end never have more images in flight than cues still needed
-            # (each image in flight offers at least one), so little is decoded in vain once the bins fill.
-            limit = min(MAX_IN_FLIGHT_PER_WORKER * max(workers, 1), max(workers, remaining()))
-            while in_flight < limit and pos < len(order):
-                batch = []
-                while len(batch) < TASK_BATCH and in_flight + len(batch) < limit and pos < len(order):
-                    img = order[pos]
-                    pos += 1
-                    # cues of bins already full in both splits can never be taken: do not cut them
-                    bins = tuple(b for b in wanted if is_open(b) and b in offers[img.image_id])
-                    if bins:
-                        batch.append(ImageTask(pos - 1, str(sources.images / img.file_name), img, bins))
-                if batch:
-                    pending.append((pool.apply_async(run_tasks, (batch,)) if pool else batch, len(batch)))
-                    in_flight += len(batch)
-            if not pending:
-                break
-            item, count = pending.popleft()
-            in_flight -= count
-            results: list[ImageResult] = item.get() if pool else [process_source_image(t, settings) for t in item]
-            for result in results:
-                if not any(is_open(c.size_bin) for c in result.specs):
-                    continue  # prefetched, but earlier images filled its bins
-                state.images_considered += 1
-                chunk_considered += 1
-                taken = _take(result, state, quotas, skipped)
-                if taken:
-                    split, cues = taken
-                    if result.reencoded:
-                        reencoded[result.reencoded.split(":")[0]] += 1
-                    _emit_rows(result, split, cues, cfg, out, buffer)
-                    state.images_used[split] += 1
-                    state.rows[split] += len(cues)
-                    bar.update(len(cues))
-                if chunk_considered >= cfg.chunk_images:
-                    commit(result.task.pos + 1)
-            if remaining() == 0:
-                break
-        state.walk_done = True
-        commit(pos)
-        writing.pop().result()
-    finally:
-        writer_thread.shutdown(wait=True)
-        bar.close()
-
-
-def _take(
-    result: ImageResult, state: WalkState, quotas: dict[str, dict[str, int]], skipped: Counter
-) -> tuple[str, list] | None:
-    """Split and cues this image contributes (counts updated), or None; see the module docstring."""
-    if result.skip is not None:
-        skipped[result.skip] += 1
-        return None
-    good = []
-    for cue in result.cues:
-        if cue.skip is None:
-            good.append(cue)
-        elif any(state.counts[s][cue.spec.size_bin] < quotas[s][cue.spec.size_bin] for s in SPLITS):
-            skipped[cue.skip] += 1  # counted only where it mattered, so counts do not depend on timing
-    offered = {cue.spec.size_bin for cue in good}
-    for split in SPLITS:
-        if any(state.counts[split][b] < quotas[split][b] for b in offered):
-            taken = []
-            for cue in good:
-                if state.counts[split][cue.spec.size_bin] < quotas[split][cue.spec.size_bin]:
-                    state.counts[split][cue.spec.size_bin] += 1
-                    taken.append(cue)
-            return split, taken
-    return None
+                self.finals.write(split, final_table)
 
 
 def _emit_rows(
@@ -555,7 +570,7 @@ class FinalWriters:
 
     def __init__(self, out: Path, cfg: DataConfig) -> None:
         self.out, self.cfg = out, cfg
-        self.writers = {s: parquet_writer(out / ".build" / f"{s}.parquet.tmp", cfg.image_mode) for s in SPLITS}
+        self.writers = {s: parquet_writer(out / ".build" / f"{s}.parquet.tmp", cfg.image_mode) for s in FILL_ORDER}
 
     def __enter__(self) -> "FinalWriters":
         return self
@@ -573,7 +588,7 @@ class FinalWriters:
     def copy_chunks(self, state: WalkState, images: Path) -> None:
         for chunk in state.chunks:
             sizes = chunk.get("source_nbytes", {})
-            for split in SPLITS:
+            for split in FILL_ORDER:
                 part = pq.ParquetFile(self.out / ".build" / "chunks" / chunk["files"][split])
                 for group in range(part.num_row_groups):
                     rows = part.read_row_group(group).to_pylist()

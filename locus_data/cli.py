@@ -2,18 +2,29 @@
 
 User mistakes (missing files, bad config keys, malformed annotations) end with one ``locus-data: error: ...`` line
 and exit status 2; a failed validation exits 1.
+
+Commands owned by other LOCUS packages (``measure-prompts`` from :mod:`locus_train`; ``annotate``, ``export-sft``,
+``export-text-cue`` from :mod:`locus_baselines`) are registered as ``locus_data.commands`` entry points in
+``setup.py``: this package dispatches to them by name and never imports the packages built on top of it.
+Each command imports its module only when it runs, so ``locus-data --help`` and the light commands start fast.
 """
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
 from pathlib import Path
 
+from locus_data.config import SPLITS, load_config
+from locus_data.errors import UserError
+
+
+COMMAND_GROUP = "locus_data.commands"
+
 
 def _build(args: argparse.Namespace) -> int:
     from locus_data.build import Sources, build
-    from locus_data.config import load_config
 
     cfg = load_config(args.config, args.overrides)
     sources = Sources.from_args(args.coco_root, args.annotations, args.images)
@@ -33,7 +44,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from locus_data.errors import UserError
     from locus_data.stats import compute_stats, to_markdown
 
     out = Path(args.dataset)
@@ -61,16 +71,12 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-# commands whose module owns its own parser: dispatched lazily, so their dependencies load only when used
-DELEGATED = {
-    "annotate": ("locus_data.annotate", "have a teacher model annotate a built dataset (baselines)"),
-    "export-sft": ("locus_data.export_sft", "export the SFT-with-rationales baseline for LLaMA-Factory"),
-    "export-text-cue": ("locus_data.export_text_cue", "export the text-cue baseline dataset"),
-    "measure-prompts": ("locus_data.prompt_lengths", "measure prompt lengths against a recipe's max_prompt_length"),
-}
+def plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
+    """``{name: entry point}`` of the commands other LOCUS packages register (each owns its own parser)."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMAND_GROUP)}
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="locus-data", description="Build, validate, inspect and synthesize LOCUS cue-search datasets."
     )
@@ -137,7 +143,7 @@ def parser() -> argparse.ArgumentParser:
     )
     pv.add_argument("dataset", help="folder holding train.parquet and val.parquet")
     pv.add_argument("--n", type=int, default=12, help="examples to draw (default 12)")
-    pv.add_argument("--split", default="train", choices=["train", "val"], help="split to draw from")
+    pv.add_argument("--split", default="train", choices=SPLITS, help="split to draw from")
     pv.add_argument("--seed", type=int, default=0, help="which rows to draw")
     pv.add_argument("--out", help="PNG path (default DATASET/preview.png)")
     pv.set_defaults(func=_preview)
@@ -154,21 +160,25 @@ def parser() -> argparse.ArgumentParser:
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(func=_synth)
 
-    for name, (_, help_text) in DELEGATED.items():
-        sub.add_parser(name, help=f"{help_text} (see locus-data {name} --help)", add_help=False)
+    for name, entry in sorted(plugin_commands().items()):
+        # the summary is the command module's first docstring line, read only for the top-level --help
+        summary = _summary(entry) if with_summaries else entry.module.split(".")[0]
+        sub.add_parser(name, help=f"{summary} (see locus-data {name} --help)", add_help=False)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from locus_data.errors import UserError
+def _summary(entry: importlib.metadata.EntryPoint) -> str:
+    doc = sys.modules[entry.load().__module__].__doc__ or ""
+    return doc.split("\n", 1)[0].split(": ", 1)[-1].rstrip(".")
 
+
+def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if argv and argv[0] in DELEGATED:
-            import importlib
-
-            return importlib.import_module(DELEGATED[argv[0]][0]).main(argv[1:])
-        args = parser().parse_args(argv)
+        plugins = plugin_commands()
+        if argv and argv[0] in plugins:
+            return plugins[argv[0]].load()(argv[1:])
+        args = parser(with_summaries=not argv or argv[0] in ("-h", "--help")).parse_args(argv)
         return args.func(args)
     except UserError as err:
         print(f"locus-data: error: {err}", file=sys.stderr)

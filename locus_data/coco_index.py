@@ -164,7 +164,7 @@ def eligible_box(bbox: list, width: int, height: int, min_size: int) -> tuple[Bo
 
 def build_index(path: str | Path, cfg: DataConfig) -> CocoIndex:
     """Load ``path`` and list, per image, the annotations usable as cues under ``cfg``."""
-    from pycocotools.coco import COCO
+    from pycocotools.coco import COCO  # only the build indexes annotations
 
     data = load_annotations(path)
     coco = COCO()

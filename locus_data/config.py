@@ -19,6 +19,8 @@ from typing import Any
 from locus_data.errors import UserError
 
 
+SPLITS = ("train", "val")
+"""the files of a built dataset, ``OUT/<split>.parquet``"""
 SIZE_BINS = ("tiny", "small", "large")
 CUE_SOURCES = ("object", "random")
 IMAGE_MODES = ("bytes", "paths")
@@ -106,7 +108,7 @@ def check_config(cfg: DataConfig) -> None:
         bad(f"num_train and num_val must be >= 0 and not both 0, got {cfg.num_train}, {cfg.num_val}")
     if not 0 <= cfg.tiny_ratio <= 1 or not 0 <= cfg.large_ratio <= 1 or cfg.tiny_ratio + cfg.large_ratio > 1:
         bad(f"tiny_ratio + large_ratio must lie in [0, 1], got {cfg.tiny_ratio} + {cfg.large_ratio}")
-    for split in ("train", "val"):
+    for split in SPLITS:
         if min(cfg.bin_counts(split).values()) < 0:
             bad(f"tiny_ratio/large_ratio round to more than num_{split} examples")
     for size_bin in SIZE_BINS:
@@ -141,7 +143,7 @@ def check_config(cfg: DataConfig) -> None:
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DataConfig:
     """Defaults <- YAML file <- ``key=value`` overrides, checked; raises UserError naming the problem."""
     from omegaconf import OmegaConf  # here, not at the top: pool workers import this module and never need it
-    from omegaconf.errors import OmegaConfBaseException
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
     schema = OmegaConf.structured(DataConfig)
     layers: list[Any] = [schema]
@@ -159,10 +161,10 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         layers.append(OmegaConf.from_dotlist([item]))
     try:
         merged = OmegaConf.merge(*layers)
+    except ConfigKeyError as err:  # a key the dataclass does not have
+        raise UserError(f"unknown data config key {err.full_key or err.key!r}") from None
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or getattr(err, "key", None)
-        if "not in struct" in str(err) or "Key '" in str(err) and "not in" in str(err):
-            raise UserError(f"unknown data config key {key!r}") from None
         raise UserError(f"data config: bad value for {key!r}: {str(err).splitlines()[0]}") from None
     cfg: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     check_config(cfg)
@@ -170,12 +172,12 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
 
 def to_yaml(cfg: DataConfig) -> str:
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # as in load_config: pool workers never need it
 
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
 
 
 def to_dict(cfg: DataConfig) -> dict[str, Any]:
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # as in load_config: pool workers never need it
 
     return OmegaConf.to_container(OmegaConf.structured(cfg))  # type: ignore[return-value]

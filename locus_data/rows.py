@@ -1,22 +1,30 @@
-"""Streaming the rows of a built LOCUS dataset (``DATA/{train,val}.parquet``) for the baseline tools.
+"""Streaming the rows of a built LOCUS dataset (``DATA/{train,val}.parquet``), each with a stable key.
 
 Rows are read one Parquet batch at a time, so annotating or exporting 100K examples never holds every image in
 memory. Images come back as bytes whether the dataset stores ``{"bytes", "path"}`` structs (the default) or plain
 file paths (``image_mode=paths``).
+
+A row's key is ``<split>/<row index>-<hash>``, where the hash covers the row's ``answer`` and ``image_id``: the row
+index alone would silently pair old annotations with new examples if the dataset were rebuilt with another seed or
+config, while the hash makes such annotations simply not match.
+
+>>> example_key("train", 123, '{"box": [1.0, 2.0, 3.0, 4.0], "width": 8, "height": 8}', 42)
+'train/000123-481594bf'
 """
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from locus_data.annotations import example_key
+from locus_data.config import SPLITS
 from locus_data.errors import UserError
+from locus_data.schema import ANSWER, IMAGES, PROBLEM
 
 
-SPLITS = ("train", "val")
-REQUIRED_COLUMNS = ("problem", "images", "answer", "image_id")
+REQUIRED_COLUMNS = (PROBLEM, IMAGES, ANSWER, "image_id")
 BATCH_ROWS = 64
 
 
@@ -25,7 +33,7 @@ class Row:
     """One dataset example as the baseline tools need it."""
 
     key: str
-    """stable key, see :func:`locus_data.annotations.example_key`"""
+    """stable key, see :func:`example_key`"""
     split: str
     """train or val"""
     index: int
@@ -47,6 +55,12 @@ class Row:
             return Path(path).read_bytes()
         except (OSError, TypeError) as err:
             raise UserError(f"{self.key}: cannot read image {i} ({path!r}): {err}") from None
+
+
+def example_key(split: str, index: int, answer: str, image_id: object) -> str:
+    """``split/index-hash``: the position in the split plus a short hash of the row's ground truth and image."""
+    digest = hashlib.sha1(f"{answer}\x1f{image_id}".encode()).hexdigest()[:8]
+    return f"{split}/{index:06d}-{digest}"
 
 
 def image_format(image: bytes) -> str:

@@ -19,7 +19,7 @@ import random
 import struct
 
 from locus_data.coco_index import Box, Candidate, SourceImage
-from locus_data.config import DataConfig
+from locus_data.config import SPLITS, DataConfig
 from locus_data.crops import CueSpec
 
 
@@ -35,7 +35,7 @@ def image_order(images: list[SourceImage], seed: int) -> list[SourceImage]:
 
 def plan_cues(img: SourceImage, cfg: DataConfig) -> tuple[CueSpec, ...]:
     """The cues this image may contribute, grouped by bin in the builder's preference order."""
-    wanted = {b for split in ("train", "val") for b, n in cfg.bin_counts(split).items() if n > 0}
+    wanted = {b for split in SPLITS for b, n in cfg.bin_counts(split).items() if n > 0}
     by_bin: dict[str, list[Candidate]] = {}
     for cand in img.candidates:
         if cand.size_bin in wanted:

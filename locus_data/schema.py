@@ -21,8 +21,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import pyarrow as pa
 
+from locus_data.errors import UserError
 
-EASYR1_COLUMNS = ("problem", "images", "answer")
+
+PROBLEM, IMAGES, ANSWER = "problem", "images", "answer"
+"""the columns EasyR1 reads: the recipes' ``data.prompt_key``, ``data.image_key`` and ``data.answer_key``"""
+EASYR1_COLUMNS = (PROBLEM, IMAGES, ANSWER)
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 METADATA_FIELDS = [
@@ -44,13 +48,12 @@ METADATA_FIELDS = [
     pa.field("cue_upsampled", pa.bool_()),
     pa.field("full_reencoded", pa.string()),  # null: images[0] holds the source file's bytes unchanged
 ]
-METADATA_COLUMNS = tuple(f.name for f in METADATA_FIELDS)
 
 
 def schema(image_mode: str) -> pa.Schema:
     """The columns and types of train/val.parquet as readers see them."""
     images_type = pa.list_(IMAGE_STRUCT) if image_mode == "bytes" else pa.list_(pa.string())
-    fields = [pa.field("problem", pa.string()), pa.field("images", images_type), pa.field("answer", pa.string())]
+    fields = [pa.field(PROBLEM, pa.string()), pa.field(IMAGES, images_type), pa.field(ANSWER, pa.string())]
     return pa.schema(fields + METADATA_FIELDS)
 
 
@@ -60,7 +63,7 @@ def write_schema(image_mode: str) -> pa.Schema:
     if image_mode != "bytes":
         return logical
     struct = pa.struct([("bytes", pa.dictionary(pa.int32(), pa.binary())), ("path", pa.string())])
-    return logical.set(logical.get_field_index("images"), pa.field("images", pa.list_(struct)))
+    return logical.set(logical.get_field_index(IMAGES), pa.field(IMAGES, pa.list_(struct)))
 
 
 def hf_metadata(image_mode: str) -> dict[str, str]:
@@ -78,7 +81,7 @@ def _hf_features(arrow_schema: pa.Schema) -> dict:
     }
     features = {}
     for f in arrow_schema:
-        if f.name == "images":
+        if f.name == IMAGES:
             features[f.name] = {"feature": {"_type": "Image"}, "_type": "List"}
         elif pa.types.is_list(f.type):
             features[f.name] = {"feature": {"dtype": values[f.type.value_type], "_type": "Value"}, "_type": "List"}
@@ -97,8 +100,6 @@ class SourceFile(NamedTuple):
 
 def _binary_values(values: list) -> pa.Array:
     """Binary array of ``bytes`` and :class:`SourceFile` values in one preallocated buffer."""
-    from locus_data.errors import UserError
-
     lengths = [v.nbytes if isinstance(v, SourceFile) else len(v) for v in values]
     offsets = _offsets(lengths)
     data = np.empty(int(offsets[-1]), dtype=np.uint8)
@@ -191,8 +192,8 @@ def rows_table(rows: list[dict[str, Any]], image_mode: str) -> pa.Table:
     target = write_schema(image_mode)
     arrays = []
     for f in target:
-        if f.name == "images":
-            full, cues = [r["images"][0] for r in rows], [r["images"][1] for r in rows]
+        if f.name == IMAGES:
+            full, cues = [r[IMAGES][0] for r in rows], [r[IMAGES][1] for r in rows]
             arrays.append(image_column(full, cues, image_mode, [r["image_id"] for r in rows]))
         else:
             arrays.append(column([r[f.name] for r in rows], f.type))

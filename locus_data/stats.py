@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from locus_data.config import SIZE_BINS, DataConfig, to_dict
+from locus_data.config import SIZE_BINS, SPLITS, DataConfig, to_dict
 
 
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
@@ -60,7 +60,7 @@ def split_stats(path: Path) -> dict[str, Any]:
 
 
 def compute_stats(out: Path, cfg: DataConfig | dict | None, build_info: dict[str, Any] | None) -> dict[str, Any]:
-    splits = {s: split_stats(out / f"{s}.parquet") for s in ("train", "val") if (out / f"{s}.parquet").is_file()}
+    splits = {s: split_stats(out / f"{s}.parquet") for s in SPLITS if (out / f"{s}.parquet").is_file()}
     config = to_dict(cfg) if isinstance(cfg, DataConfig) else cfg
     return {"splits": splits, "build": build_info or {}, "config": config or {}}
 

@@ -19,25 +19,25 @@ import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from locus_data.config import SIZE_BINS, DataConfig, load_config
+from locus_data.config import IMAGE_MODES, SIZE_BINS, SPLITS, DataConfig, load_config
 from locus_data.crops import cue_problem
 from locus_data.errors import UserError
 from locus_data.images import open_image
-from locus_data.prompting import IMAGE_MARKER
-from locus_data.schema import IMAGE_STRUCT
+from locus_data.problems import IMAGE_MARKER
+from locus_data.schema import ANSWER, EASYR1_COLUMNS, IMAGES, PROBLEM, schema
 from locus_reward.ground_truth import loads
 
 
-REQUIRED_TYPES: dict[str, tuple[pa.DataType, ...]] = {
-    "problem": (pa.string(), pa.large_string()),
-    "images": (pa.list_(IMAGE_STRUCT), pa.list_(pa.string())),
-    "answer": (pa.string(), pa.large_string()),
-    "image_id": (pa.int64(),),
-    "ann_id": (pa.int64(),),
-    "size_bin": (pa.string(),),
-    "cue_source": (pa.string(),),
-    "area_ratio": (pa.float64(),),
-}
+CHECKED_COLUMNS = (*EASYR1_COLUMNS, "image_id", "ann_id", "size_bin", "cue_source", "area_ratio")
+
+
+def _accepted_types(name: str) -> tuple[pa.DataType, ...]:
+    # the builder's types in either image mode; other writers (datasets, pandas) may store strings as large_string
+    types = list(dict.fromkeys(schema(mode).field(name).type for mode in IMAGE_MODES))
+    return (*types, pa.large_string()) if pa.string() in types else tuple(types)
+
+
+REQUIRED_TYPES: dict[str, tuple[pa.DataType, ...]] = {name: _accepted_types(name) for name in CHECKED_COLUMNS}
 SHOWN_PER_KIND = 5
 
 
@@ -78,16 +78,16 @@ def _open_image(entry: Any, decode: bool) -> Image.Image:
 def _check_row(
     row: dict[str, Any], where: str, cfg: DataConfig | None, decode: bool, report: Report, num_images: int
 ) -> None:
-    problem = row.get("problem")
+    problem = row.get(PROBLEM)
     if not isinstance(problem, str) or problem.count(IMAGE_MARKER) != num_images:
         count = problem.count(IMAGE_MARKER) if isinstance(problem, str) else "no"
         report.add(f"problem must hold exactly {num_images} <image> markers", f"{where}: {count} markers")
-    images = row.get("images")
+    images = row.get(IMAGES)
     if not isinstance(images, list) or len(images) != num_images:
         report.add(f"images must be a list of exactly {num_images}", f"{where}: {len(images) if images else 0} images")
         return
     try:
-        gt = loads(row.get("answer"))
+        gt = loads(row.get(ANSWER))
     except ValueError as err:
         report.add("answer does not parse", f"{where}: {err}")
         gt = None
@@ -133,7 +133,7 @@ def validate(dataset: str | Path, decode: int = 64, progress: bool = True, num_i
             report.add("config.yaml unreadable", str(err))
     image_ids: dict[str, set[int]] = {}
     bins: dict[str, dict[str, int]] = {}
-    for split in ("train", "val"):
+    for split in SPLITS:
         path = out / f"{split}.parquet"
         if not path.is_file():
             report.add("missing split file", f"{path} does not exist")

@@ -52,13 +52,10 @@ class ImageTask:
 
 @dataclass(frozen=True)
 class WorkerSettings:
+    """What every pool worker needs, sent once when the pool starts."""
+
     cfg: DataConfig
-    """for planning the cues (:func:`locus_data.sampling.plan_cues`), done here to keep the writer process free"""
-    min_cue_side: int
-    max_cue_aspect: float
-    full_max_pixels: int | None
-    cue_format: str
-    jpeg_quality: int
+    """the build config: plans the cues (done here to keep the writer process free), cue and encoding limits"""
     cue_dir: str | None
     """paths mode: write cue files here instead of returning their bytes"""
     full_dir: str | None
@@ -108,8 +105,10 @@ def run_tasks(tasks: list[ImageTask]) -> list[ImageResult]:
     return [process_source_image(task, _settings) for task in tasks]
 
 
-def process_source_image(task: ImageTask, st: WorkerSettings) -> ImageResult:
-    result = ImageResult(task, tuple(c for c in plan_cues(task.image, st.cfg) if c.size_bin in task.bins))
+def process_source_image(task: ImageTask, settings: WorkerSettings) -> ImageResult:
+    """Read, check and decode one source image once, then cut its planned cues (never raises on bad input)."""
+    cfg = settings.cfg
+    result = ImageResult(task, tuple(c for c in plan_cues(task.image, cfg) if c.size_bin in task.bins))
     try:
         with open(task.path, "rb") as f:
             data = f.read()
@@ -130,7 +129,7 @@ def process_source_image(task: ImageTask, st: WorkerSettings) -> ImageResult:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         result.skip, result.detail = "corrupt_image", f"{type(err).__name__}: {err}"
         return result
-    if min(image.size) < st.min_cue_side:
+    if min(image.size) < cfg.min_cue_side:
         result.skip = "image_too_small"
         return result
 
@@ -142,30 +141,30 @@ def process_source_image(task: ImageTask, st: WorkerSettings) -> ImageResult:
     elif orientation != 1:
         result.reencoded = "exif_orientation"
     full = image
-    if st.full_max_pixels is not None:
-        size = downsampled_size(image.width, image.height, st.full_max_pixels)
+    if cfg.full_max_pixels is not None:
+        size = downsampled_size(image.width, image.height, cfg.full_max_pixels)
         if size != image.size:
             full = image.resize(size, Image.Resampling.LANCZOS)
             result.reencoded = "downsampled"
     result.full_size = full.size
     if result.reencoded is not None:
-        full_bytes = encode(full, "jpeg", st.jpeg_quality)
-        if st.full_dir is not None:
-            result.full_path = _write(Path(st.full_dir) / f"{task.image_id}.jpg", full_bytes)
+        full_bytes = encode(full, "jpeg", cfg.jpeg_quality)
+        if settings.full_dir is not None:
+            result.full_path = _write(Path(settings.full_dir) / f"{task.image_id}.jpg", full_bytes)
         else:
             result.full_data = full_bytes
 
     for spec in result.specs:
-        cue = render_cue(image, spec.window, spec.scale, st.min_cue_side)
-        problem = cue_problem(cue.width, cue.height, st.max_cue_aspect, st.min_cue_side)
+        cue = render_cue(image, spec.window, spec.scale, cfg.min_cue_side)
+        problem = cue_problem(cue.width, cue.height, cfg.max_cue_aspect, cfg.min_cue_side)
         if problem is not None:
             result.cues.append(CueResult(spec, None, cue.width, cue.height, skip="unsafe_cue"))
             continue
         crop_w, crop_h = spec.window[2] - spec.window[0], spec.window[3] - spec.window[1]
-        upsampled = cue_size(crop_w, crop_h, spec.scale, st.min_cue_side)[2]
-        cue_bytes = encode(cue, st.cue_format, st.jpeg_quality)
-        if st.cue_dir is not None:
-            _write(Path(st.cue_dir) / spec.cue_name, cue_bytes)
+        upsampled = cue_size(crop_w, crop_h, spec.scale, cfg.min_cue_side)[2]
+        cue_bytes = encode(cue, cfg.cue_format, cfg.jpeg_quality)
+        if settings.cue_dir is not None:
+            _write(Path(settings.cue_dir) / spec.cue_name, cue_bytes)
             cue_bytes = None
         result.cues.append(CueResult(spec, cue_bytes, cue.width, cue.height, upsampled))
     return result

@@ -1,1 +1,1 @@
-"""locus_eval."""
+"""locus_eval: evaluation of trained checkpoints (proxy task, benchmarks, attention, training curves)."""

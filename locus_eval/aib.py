@@ -23,6 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from locus_eval import plots
+from locus_eval.backends import chat_prompt, processor_pixel_limits
+from locus_eval.benchmarks import load_vstar, mcq_prompt
+from locus_eval.cue_search import load_examples
+from locus_reward import frames
+from locus_reward.ground_truth import loads
+from locus_train.images import process_image
+from locus_train.processor import load_processor
+from locus_train.prompting import load_format_prompt
 
 
 ANSWER_TAG = "<answer>"
@@ -118,14 +129,10 @@ def load_items(data: str | Path, limit: int | None = None) -> list[AIBItem]:
     """Cue-search parquet (GT = the cue's window) or a V* folder (GT = the target objects' boxes)."""
     data = Path(data)
     if data.is_dir():
-        from locus_eval.benchmarks import load_vstar, mcq_prompt
-
         return [
             AIBItem(it.index, it.name, mcq_prompt(it), [it.image], [tuple(b) for b in it.boxes])
             for it in load_vstar(data)[:limit]
         ]
-    from locus_eval.cue_search import load_examples
-    from locus_reward.ground_truth import loads
 
     return [
         AIBItem(
@@ -139,10 +146,8 @@ class AttentionProbe:
     """A checkpoint loaded with eager attention, so ``output_attentions`` returns real weights."""
 
     def __init__(self, model_path: str | Path, min_pixels: int | None, max_pixels: int | None):
-        import torch
-        from transformers import AutoModelForImageTextToText
-
-        from locus_data.processor import load_processor
+        import torch  # heavy: loaded only when a model runs
+        from transformers import AutoModelForImageTextToText  # heavy: loaded only when a model runs
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
@@ -155,11 +160,7 @@ class AttentionProbe:
         self.coord_frame = "qwen3_vl" if model_type.startswith("qwen3") else "qwen2_5_vl"
 
     def analyse(self, item: AIBItem, format_prompt: str | None, max_new_tokens: int) -> dict[str, Any] | None:
-        import torch
-
-        from locus_data.images import process_image
-        from locus_eval.backends import chat_prompt, processor_pixel_limits
-        from locus_reward import frames
+        import torch  # heavy: loaded only when a model runs
 
         images = [process_image(image, self.min_pixels, self.max_pixels) for image in item.images]
         prompt = chat_prompt(self.processor, item.problem, format_prompt)
@@ -223,8 +224,6 @@ class AttentionProbe:
 
 
 def _original_size(image: Any) -> tuple[int, int]:
-    from locus_data.images import process_image
-
     return process_image(image, None, None).size
 
 
@@ -240,10 +239,6 @@ def run(
     save_maps: int = 8,
 ) -> dict[str, Any]:
     """Analyse every item; write ``aib.jsonl``, ``summary.json``, ``maps/*.npz`` and the two figures."""
-    from tqdm.auto import tqdm
-
-    from locus_data.prompting import load_format_prompt
-    from locus_eval import plots
 
     out_dir = Path(out_dir)
     (out_dir / "maps").mkdir(parents=True, exist_ok=True)

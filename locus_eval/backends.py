@@ -1,7 +1,7 @@
 """Greedy generation with HF transformers (CPU, attention analysis) or vLLM (GPU throughput).
 
 Both backends take the same requests: a chat prompt already rendered with the checkpoint's template, and the images
-after EasyR1's ``process_image`` resize (:func:`locus_data.images.process_image`), so the model sees exactly what
+after EasyR1's ``process_image`` resize (:func:`locus_train.images.process_image`), so the model sees exactly what
 it saw in training.
 The processor then applies its own ``smart_resize`` with the checkpoint's pixel limits, as in EasyR1.
 
@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from locus_data.processor import load_processor
-from locus_data.prompting import build_messages, render_prompt
-from locus_data.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from locus_train.processor import load_processor
+from locus_train.prompting import build_messages, render_prompt
+from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 
 @dataclass
@@ -39,7 +39,7 @@ class Request:
     prompt: str
     """chat-templated text ending with the generation prompt"""
     images: list[Any] = field(default_factory=list)
-    """PIL images in prompt order, already resized by :func:`locus_data.images.process_image`"""
+    """PIL images in prompt order, already resized by :func:`locus_train.images.process_image`"""
 
 
 @dataclass
@@ -84,8 +84,8 @@ class HFBackend:
     """transformers ``generate`` with left padding; float32 on CPU, bfloat16 on GPU."""
 
     def __init__(self, model_path: str | Path, attn_implementation: str | None = None, device: str | None = None):
-        import torch
-        from transformers import AutoModelForImageTextToText
+        import torch  # heavy: loaded only when a model runs
+        from transformers import AutoModelForImageTextToText  # heavy: loaded only when a model runs
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.processor = load_processor(model_path)
@@ -108,7 +108,7 @@ class HFBackend:
         return batch.to(self.device)
 
     def generate(self, requests: list[Request], max_new_tokens: int) -> list[Generation]:
-        import torch
+        import torch  # heavy: loaded only when a model runs
 
         batch = self.inputs(requests)
         with torch.inference_mode():
@@ -130,7 +130,7 @@ class VLLMBackend:
 
     def __init__(self, model_path: str | Path, limit_images: int, tensor_parallel_size: int = 1, **engine: Any):
         try:
-            from vllm import LLM
+            from vllm import LLM  # optional GPU backend
         except ImportError as err:
             raise ImportError(
                 "the vllm backend needs vLLM on a CUDA machine: pip install -e '.[vllm]' "
@@ -146,7 +146,7 @@ class VLLMBackend:
         )
 
     def generate(self, requests: list[Request], max_new_tokens: int) -> list[Generation]:
-        from vllm import SamplingParams
+        from vllm import SamplingParams  # optional GPU backend
 
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)  # greedy
         prompts = [

@@ -26,10 +26,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from locus_data.images import open_image
-from locus_eval.backends import GenerationConfig
-from locus_eval.metrics import mcq_metrics, mcq_table, percent
-from locus_reward.parsing import parse_response
+from locus_eval import backends
+from locus_eval.backends import GenerationConfig, Request, chat_prompt, processor_pixel_limits
+from locus_eval.metrics import mcq_metrics, mcq_table, percent, save_report
+from locus_eval.predictions import run_manifest
+from locus_eval.runner import generate_missing
+from locus_reward import boxes, frames
+from locus_reward.parsing import parse_box, parse_response
+from locus_train.images import process_image
+from locus_train.processor import load_processor
 
 
 LETTERS = "ABCDEFGH"
@@ -137,8 +145,6 @@ def load_refcoco(path: str | Path) -> list[Item]:
     """RefCOCO-family grounding from the lmms-eval parquet or a simple jsonl (see the module docstring)."""
     path = Path(path)
     if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
         rows = pq.read_table(path).to_pylist()
         get_image = lambda row: row["image"]["bytes"]  # noqa: E731
         get_refexp = lambda row: row["answer"][0] if isinstance(row["answer"], list) else row["answer"]  # noqa: E731
@@ -251,9 +257,6 @@ def score_grounding(
     limits: dict[str, int | None],
 ) -> list[dict[str, Any]]:
     """IoU of each predicted box against its GT, read with the reward's parser and frame code."""
-    from locus_reward import boxes, frames
-    from locus_reward.parsing import parse_box
-
     rows = []
     for item in items:
         width, height = sizes[item.index]
@@ -313,25 +316,10 @@ def run(
     backend_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate (resuming) and score one benchmark; writes predictions, scores.jsonl, metrics.json, table.md."""
-    from locus_data.images import process_image
-    from locus_data.processor import load_processor
-    from locus_eval.backends import Request, chat_prompt, load_backend, processor_pixel_limits
-    from locus_eval.runner import generate_missing
-
     items = load(benchmark, data, seed)[:limit]
     processor = load_processor(model)
     proc_min, proc_max = processor_pixel_limits(processor)
-    settings = {
-        "task": f"bench-{benchmark}",
-        "model": str(Path(model).resolve()),
-        "data": str(Path(data).resolve()),
-        "backend": backend,
-        "seed": seed,
-        "max_new_tokens": generation.max_new_tokens,
-        "min_pixels": generation.min_pixels,
-        "max_pixels": generation.max_pixels,
-        "decoding": "greedy",
-    }
+    settings = run_manifest(f"bench-{benchmark}", model, data, backend, generation, seed=seed)
     grounding = benchmark == "refcoco"
 
     def make_request(_backend: Any, item: Item) -> Request:
@@ -343,7 +331,7 @@ def run(
         out_dir,
         items,
         settings,
-        make_backend=lambda: load_backend(backend, model, limit_images=1, **(backend_kwargs or {})),
+        make_backend=lambda: backends.load_backend(backend, model, limit_images=1, **(backend_kwargs or {})),
         make_request=make_request,
         record=lambda item: {"index": item.index, "name": item.name},
         batch_size=generation.batch_size,
@@ -373,9 +361,5 @@ def run(
         rows = score_mcq(items, predictions)
         metrics = mcq_metrics(rows, cycles=benchmark == "hrbench")
         table = mcq_table(label, metrics)
-    out_dir = Path(out_dir)
-    with (out_dir / "scores.jsonl").open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    (out_dir / "table.md").write_text(table + "\n", encoding="utf-8")
+    save_report(out_dir, rows, metrics, table)
     return metrics

@@ -9,9 +9,10 @@ import json
 import sys
 from pathlib import Path
 
-from locus_data.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe
+from locus_data.errors import UserError
 from locus_eval.backends import GenerationConfig
 from locus_reward.frames import COORD_FRAMES, EASYR1_MAX_PIXELS, EASYR1_MIN_PIXELS
+from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe, resolve
 
 
 class _Unset:
@@ -38,29 +39,32 @@ def _add_recipe_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# the flags named for the recipe settings they stand for (--prompt is the recipe's data.format_prompt)
+RECIPE_FLAGS = {
+    "coord_frame": "coord_frame",
+    "min_pixels": "min_pixels",
+    "max_pixels": "max_pixels",
+    "prompt": "format_prompt",
+}
+
+
 def apply_recipe(args: argparse.Namespace) -> None:
     """Fill flags left unset from ``--recipe``, else from the shipped recipes' values; explicit flags win."""
     recipe = read_recipe(args.recipe) if getattr(args, "recipe", None) else None
-    fallback = {"min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS, "prompt": None}
+    fallback = {"min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS, "format_prompt": None}
     if args.command == "score":
-        fallback = {"min_pixels": UNSET, "max_pixels": UNSET}  # still unset: cmd_score takes the run's own values
+        fallback = {}  # still unset: cmd_score takes the run's own values
+        if recipe is not None and args.think_prefilled is None:
+            args.think_prefilled = recipe.think_prefilled
     if args.command == "bench":
         # benchmarks are ordinary full-image inference (HR-Bench is 4K/8K): EasyR1's defaults, not the cue-data cap
         fallback = {"min_pixels": EASYR1_MIN_PIXELS, "max_pixels": EASYR1_MAX_PIXELS, "coord_frame": "qwen2_5_vl"}
-    from_recipe = {}
-    if recipe is not None:
-        from_recipe = {
-            "coord_frame": recipe.coord_frame,
-            "min_pixels": recipe.min_pixels,
-            "max_pixels": recipe.max_pixels,
-            "prompt": recipe.format_prompt,
-        }
-        if args.command == "score" and args.think_prefilled is None:
-            args.think_prefilled = recipe.think_prefilled
-    for name in ("coord_frame", "min_pixels", "max_pixels", "prompt"):
-        if getattr(args, name, None) is UNSET:
-            setattr(args, name, from_recipe.get(name, fallback.get(name)))
-    if getattr(args, "coord_frame", "") is None:
+    flags = {setting: getattr(args, flag) for flag, setting in RECIPE_FLAGS.items() if hasattr(args, flag)}
+    resolved = resolve(flags, recipe, fallback, unset=UNSET)
+    for flag, setting in RECIPE_FLAGS.items():
+        if setting in resolved:
+            setattr(args, flag, resolved[setting])
+    if getattr(args, "coord_frame", "") is UNSET:
         raise ValueError("give --coord-frame or --recipe")
 
 
@@ -305,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         apply_recipe(args)
         args.func(args)
-    except (FileNotFoundError, ValueError, ImportError) as err:
+    except (UserError, FileNotFoundError, ValueError, ImportError) as err:
         # user errors (bad paths, mismatched runs, missing optional backends) read better without a traceback
         print(f"locus-eval {args.command}: error: {err}", file=sys.stderr)
         raise SystemExit(2) from err

@@ -5,14 +5,24 @@ calls :func:`locus_reward.cue_search.score_response` for every saved response, s
 IoU have one implementation shared with the reward.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from locus_eval.backends import GenerationConfig
-from locus_eval.metrics import box_metrics, table10
+import pyarrow.parquet as pq
+
+from locus_data.schema import ANSWER, EASYR1_COLUMNS, IMAGES, PROBLEM
+from locus_eval import backends
+from locus_eval.backends import GenerationConfig, Request, chat_prompt, processor_pixel_limits
+from locus_eval.backends import think_prefilled as prefilled
+from locus_eval.metrics import box_metrics, save_report, table10
+from locus_eval.predictions import run_manifest
+from locus_eval.runner import generate_missing
+from locus_reward.cue_search import score_response
 from locus_reward.ground_truth import loads as load_ground_truth
+from locus_train.images import process_image
+from locus_train.processor import load_processor
+from locus_train.prompting import load_format_prompt
 
 
 @dataclass
@@ -37,25 +47,23 @@ class CueExample:
 
 def load_examples(path: str | Path, limit: int | None = None) -> list[CueExample]:
     """Read a cue-search parquet; every ``answer`` is validated up front so a broken split fails before a long run."""
-    import pyarrow.parquet as pq
-
     table = pq.read_table(path)
-    missing = {"problem", "images", "answer"} - set(table.column_names)
+    missing = set(EASYR1_COLUMNS) - set(table.column_names)
     if missing:
         raise ValueError(f"{path} lacks the cue-search columns {sorted(missing)}")
     rows = table.slice(0, limit).to_pylist() if limit else table.to_pylist()
     examples = []
     for index, row in enumerate(rows):
         try:
-            load_ground_truth(row["answer"])
+            load_ground_truth(row[ANSWER])
         except ValueError as err:
             raise ValueError(f"{path} row {index}: {err}") from err
         examples.append(
             CueExample(
                 index=index,
-                problem=row["problem"],
-                images=row["images"],
-                answer=row["answer"],
+                problem=row[PROBLEM],
+                images=row[IMAGES],
+                answer=row[ANSWER],
                 image_id=row.get("image_id"),
                 ann_id=row.get("ann_id"),
                 size_bin=row.get("size_bin"),
@@ -93,7 +101,6 @@ def score_predictions(
     Missing predictions raise unless ``allow_partial``; a prediction whose ``image_id`` disagrees with the data
     raises, since it was made for another file.
     """
-    from locus_reward.cue_search import score_response
 
     missing = [e.index for e in examples if e.index not in predictions]
     if missing and not allow_partial:
@@ -132,14 +139,8 @@ def score_predictions(
 
 def write_report(out_dir: str | Path, rows: list[dict[str, Any]], config: ScoringConfig, label: str) -> dict[str, Any]:
     """Write ``scores.jsonl``, ``metrics.json`` and ``table.md`` into ``out_dir``; return the metrics."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / "scores.jsonl").open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(row) + "\n" for row in rows)
     metrics = {**box_metrics(rows), "acc_rule": "iou >= threshold", "scoring": config.__dict__}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    table = table10({label: metrics})
-    (out_dir / "table.md").write_text(table + "\n", encoding="utf-8")
+    save_report(out_dir, rows, metrics, table10({label: metrics}))
     return metrics
 
 
@@ -155,32 +156,22 @@ def run(
     backend_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Generate (resuming) and score; returns the metrics written to ``out_dir/metrics.json``."""
-    from locus_data.images import process_image
-    from locus_data.processor import load_processor
-    from locus_data.prompting import load_format_prompt
-    from locus_eval.backends import Request, chat_prompt, load_backend, processor_pixel_limits
-    from locus_eval.backends import think_prefilled as prefilled
-    from locus_eval.runner import generate_missing
-
     examples = load_examples(data, limit)
     format_prompt = load_format_prompt(format_prompt_path)
     processor = load_processor(model)  # cheap, and fixes the prompt and frame before any model is loaded
     probe = chat_prompt(processor, examples[0].problem if examples else "", format_prompt)
     proc_min, proc_max = processor_pixel_limits(processor)
-    settings = {
-        "task": "cue-search",
-        "model": str(Path(model).resolve()),
-        "data": str(Path(data).resolve()),
-        "backend": backend,
-        "format_prompt": format_prompt,
-        "max_new_tokens": generation.max_new_tokens,
-        "min_pixels": generation.min_pixels,
-        "max_pixels": generation.max_pixels,
-        "processor_min_pixels": proc_min,
-        "processor_max_pixels": proc_max,
-        "think_prefilled": prefilled(probe),
-        "decoding": "greedy",
-    }
+    settings = run_manifest(
+        "cue-search",
+        model,
+        data,
+        backend,
+        generation,
+        format_prompt=format_prompt,
+        processor_min_pixels=proc_min,
+        processor_max_pixels=proc_max,
+        think_prefilled=prefilled(probe),
+    )
 
     def make_request(_backend: Any, example: CueExample) -> Request:
         images = [process_image(image, generation.min_pixels, generation.max_pixels) for image in example.images]
@@ -193,7 +184,7 @@ def run(
         out_dir,
         examples,
         settings,
-        make_backend=lambda: load_backend(backend, model, limit_images=2, **(backend_kwargs or {})),
+        make_backend=lambda: backends.load_backend(backend, model, limit_images=2, **(backend_kwargs or {})),
         make_request=make_request,
         record=record,
         batch_size=generation.batch_size,

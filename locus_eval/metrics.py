@@ -1,4 +1,4 @@
-"""Aggregate per-example scores into the paper's numbers, and print them as Markdown tables.
+"""Aggregate per-example scores into the paper's numbers, print them as Markdown tables, and save a scored run.
 
 Box metrics follow Table 10: mean IoU over *all* examples (a response without a usable box has IoU 0 and stays in
 the denominator), ACC@0.5 and ACC@0.75 as the share with IoU >= the threshold. metrics.json keeps raw fractions;
@@ -11,12 +11,16 @@ tables show percentages with one decimal.
 (2, 0.5, 0.5, 0.5, 1.0)
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from locus_data.config import SIZE_BINS
 
-SIZE_BINS = ("tiny", "small", "large")
+
+SCORES_FILE, METRICS_FILE, TABLE_FILE = "scores.jsonl", "metrics.json", "table.md"
 BOX_COLUMNS = (("mean_iou", "Mean IoU"), ("acc50", "ACC@0.5"), ("acc75", "ACC@0.75"))
 
 
@@ -127,3 +131,15 @@ def mcq_table(label: str, metrics: Mapping[str, Any]) -> str:
     header = ["Model", "Overall", *categories]
     cells = [label, percent(metrics["accuracy"]), *(percent(metrics["by_category"][c]) for c in categories)]
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header), "| " + " | ".join(cells) + " |"])
+
+
+def save_report(
+    out_dir: str | Path, rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any], table: str
+) -> None:
+    """Write a scored run: ``scores.jsonl`` (one row per example), ``metrics.json`` and ``table.md``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / SCORES_FILE).open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    (out_dir / TABLE_FILE).write_text(table + "\n", encoding="utf-8")

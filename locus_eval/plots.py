@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 
 # EasyR1's FileLogger writes {"step": s, **unflatten_dict(metrics)}: "reward/iou" becomes {"reward": {"iou": ...}}.
 # Training rows carry reward/<key>; validation rows carry val/<key>_reward (the reward's keys, averaged).
@@ -73,10 +75,10 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
 
 def plot_training(run_dir: str | Path, out: str | Path | None = None, ema: float = 0.9) -> Path:
     """Reward, IoU, ACC@0.5 and format over steps (train smoothed, raw faint; validation as markers)."""
-    import matplotlib
+    import matplotlib  # plotting only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # plotting only
 
     run_dir = Path(run_dir)
     log = run_dir if run_dir.is_file() else run_dir / "experiment_log.jsonl"
@@ -111,8 +113,6 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None, ema: float
 
 
 def _load_aib_run(run: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    import numpy as np
-
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     maps = {}
     for file in sorted((run / "maps").glob("*.npz"), key=lambda p: int(p.stem)):
@@ -125,11 +125,11 @@ def plot_aib_runs(
     runs: Sequence[str | Path], out_dir: str | Path, labels: Sequence[str] | None = None, num_examples: int = 4
 ) -> list[Path]:
     """``aib_layers.png`` (per-layer AIB, one curve per run) and ``aib_heatmaps.png`` (runs side by side)."""
-    import matplotlib
+    import matplotlib  # plotting only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+    import matplotlib.pyplot as plt  # plotting only
+    from matplotlib.patches import Rectangle  # plotting only
 
     runs = [Path(r) for r in runs]
     if not 1 <= len(runs) <= 2:

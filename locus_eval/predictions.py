@@ -114,3 +114,21 @@ def load_settings(run_dir: str | Path) -> dict[str, Any] | None:
     """The saved ``generation.json`` of a run directory, or None."""
     file = Path(run_dir) / SETTINGS_FILE
     return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+
+
+def run_manifest(task: str, model: str | Path, data: str | Path, backend: str, generation: Any, **extra: Any) -> dict:
+    """The settings a run is saved with in ``generation.json`` (what :func:`check_settings` compares on resume).
+
+    ``generation`` is the run's :class:`locus_eval.backends.GenerationConfig`; ``extra`` adds task-specific keys.
+    """
+    return {
+        "task": task,
+        "model": str(Path(model).resolve()),
+        "data": str(Path(data).resolve()),
+        "backend": backend,
+        **extra,
+        "max_new_tokens": generation.max_new_tokens,
+        "min_pixels": generation.min_pixels,
+        "max_pixels": generation.max_pixels,
+        "decoding": "greedy",
+    }

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from locus_eval.backends import Backend, Request
 from locus_eval.predictions import PREDICTIONS_FILE, PredictionWriter, check_settings, read_predictions
 
@@ -28,7 +30,6 @@ def generate_missing(
     ``record(item)`` gives the metadata saved with a response (must hold ``index``); ``make_request`` builds the
     prompt once the backend (and so its processor) exists.
     """
-    from tqdm.auto import tqdm
 
     run_dir = Path(run_dir)
     check_settings(run_dir, settings)

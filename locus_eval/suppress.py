@@ -14,12 +14,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from locus_eval.benchmarks import load_vstar, xywh_to_xyxy
 
 
 def suppress_image(image, boxes: list[list[float]]):
     """A copy of ``image`` (PIL) with everything outside ``boxes`` (``[x1, y1, x2, y2]`` pixels) black."""
-    from PIL import Image
-
     pixels = np.asarray(image.convert("RGB"))
     keep = np.zeros(pixels.shape[:2], dtype=bool)
     height, width = keep.shape
@@ -31,10 +32,6 @@ def suppress_image(image, boxes: list[list[float]]):
 
 
 def suppress_vstar(src: str | Path, dst: str | Path) -> int:
-    from PIL import Image
-
-    from locus_eval.benchmarks import load_vstar
-
     src, dst = Path(src), Path(dst)
     count = 0
     for item in load_vstar(src):
@@ -48,13 +45,10 @@ def suppress_vstar(src: str | Path, dst: str | Path) -> int:
 
 
 def suppress_refcoco(src: str | Path, dst: str | Path) -> int:
-    from PIL import Image
-
     src, dst = Path(src), Path(dst)
     if src.suffix != ".jsonl":
         raise ValueError("suppress reads the RefCOCO jsonl layout ({image, bbox [x, y, w, h], refexp})")
     (dst / "images").mkdir(parents=True, exist_ok=True)
-    from locus_eval.benchmarks import xywh_to_xyxy
 
     lines = []
     for i, line in enumerate(src.read_text(encoding="utf-8").splitlines()):

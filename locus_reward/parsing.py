@@ -28,6 +28,7 @@ ParsedResponse(box=None, format_ok=False, failure='no_answer', answer=None)
 """
 
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from locus_reward.boxes import Box, is_valid
@@ -78,6 +79,19 @@ def parse_box(text: str) -> Box | None:
     True
     """
     return _read_box(text)[0]
+
+
+def format_answer(box: Sequence[float], decimals: int = 0) -> str:
+    """The box as the prompts ask for it, ``[x1, y1, x2, y2]``: what exporters and checks write, parse_box reads.
+
+    >>> format_answer([12, 40, 88, 97])
+    '[12, 40, 88, 97]'
+    >>> format_answer((10.25, 20.0, 110.0, 95.5), decimals=2)
+    '[10.25, 20.00, 110.00, 95.50]'
+    >>> parse_box(format_answer((10.25, 20.0, 110.0, 95.5), decimals=2))
+    (10.25, 20.0, 110.0, 95.5)
+    """
+    return "[" + ", ".join(f"{value:.{decimals}f}" for value in box) + "]"
 
 
 def parse_response(response: str, think_prefilled: bool = False, allow_empty_think: bool = True) -> ParsedResponse:

@@ -13,7 +13,7 @@ from PIL import Image
 from locus_data.cli import main
 from locus_data.crops import cue_problem, render_cue
 from locus_data.errors import UserError
-from locus_data.prompting import CUE_SEARCH_PROBLEM
+from locus_data.problems import CUE_SEARCH_PROBLEM
 from locus_data.validate import validate
 from locus_reward.ground_truth import loads
 

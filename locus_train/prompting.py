@@ -1,0 +1,48 @@
+"""How EasyR1 turns a row's ``problem`` into chat messages: one home, so every trainer and tool builds the same prompt.
+
+EasyR1 (``verl.utils.dataset.RLHFDataset._build_messages`` at b44b311) renders the format prompt as a jinja template
+whose only variable is ``content``, splits the result on the literal ``<image>`` (each marker becomes an image part,
+empty text pieces are dropped) and sends one user turn. The TRL trainer, the prompt-length check, the SFT exporter
+and the evaluator all call these functions, so a model reads the same text whichever path it is trained or scored on.
+
+>>> build_messages("<image>\\nThe full image.\\n<image>\\nThe cue.")
+[{'role': 'user', 'content': [{'type': 'image'}, {'type': 'text', 'text': '\\nThe full image.\\n'}, \
+{'type': 'image'}, {'type': 'text', 'text': '\\nThe cue.'}]}]
+>>> render_prompt("Where is it?", "{{ content | trim }} Answer in <answer></answer>.")
+'Where is it? Answer in <answer></answer>.'
+"""
+
+from pathlib import Path
+
+from jinja2 import Template
+
+from locus_data.problems import IMAGE_MARKER
+
+
+def render_prompt(problem: str, format_prompt: str | None = None) -> str:
+    """Apply a format prompt (jinja source, or None for none) the way EasyR1 does."""
+    if not format_prompt:
+        return problem
+    # EasyR1 renders with a bare jinja2 Template: no custom filters, no autoescape
+    return Template(format_prompt.strip()).render(content=problem)
+
+
+def load_format_prompt(path: str | Path | None) -> str | None:
+    """Read a format prompt file; a missing file is an error here (EasyR1 would silently drop it)."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"format prompt not found: {path}")
+    return path.read_text(encoding="utf-8")
+
+
+def build_messages(prompt: str) -> list[dict]:
+    """Split a rendered prompt on ``<image>`` into one user turn of image and text parts."""
+    content: list[dict] = []
+    for i, piece in enumerate(prompt.split(IMAGE_MARKER)):
+        if i != 0:
+            content.append({"type": "image"})
+        if piece:
+            content.append({"type": "text", "text": piece})
+    return [{"role": "user", "content": content}]

@@ -1,0 +1,124 @@
+"""The one reader of training recipes: what a recipe says about the images and boxes its model sees.
+
+The SFT exporter, the prompt-length check and the evaluator must use the recipe's coordinate frame, pixel limits and
+format prompt, or their boxes and prompts drift from training. They read them here, and fill their flags with one
+rule, :func:`resolve`: an explicit flag wins, then the recipe, then the tool's fallback.
+
+A recipe names files relative to the project root it lives in (the folder holding ``config/``, where EasyR1 is
+launched); :func:`recipe_root` finds it from the recipe's own path, so tools work from any directory.
+
+>>> settings = RecipeSettings("qwen3_vl", 1024, 409600, None, True, 1536)
+>>> resolve({"coord_frame": None, "max_pixels": 2048}, settings, fallback={})
+{'coord_frame': 'qwen3_vl', 'max_pixels': 2048}
+>>> resolve({"min_pixels": None}, None, fallback={"min_pixels": DEFAULT_MIN_PIXELS})
+{'min_pixels': 1024}
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from locus_data.errors import UserError
+from locus_reward.frames import EASYR1_MAX_PIXELS, EASYR1_MIN_PIXELS
+
+
+PROMPTS_DIR = Path(__file__).with_name("prompts")
+"""the format prompts, shipped as package data (recipes point here: ``./locus_train/prompts/*.jinja``)"""
+# What tools assume without --recipe: the shipped cue-search recipes' values (a test checks every recipe).
+DEFAULT_COORD_FRAME = "qwen2_5_vl"
+DEFAULT_MIN_PIXELS = 1024
+DEFAULT_MAX_PIXELS = 409600
+DEFAULT_FORMAT_PROMPTS = {
+    "qwen2_5_vl": PROMPTS_DIR / "cue_search_qwen2_5_vl.jinja",
+    "qwen3_vl": PROMPTS_DIR / "cue_search_qwen3_vl_thinking.jinja",
+}
+"""the recipes' cue-search format prompt per coordinate frame (``original`` has none: the plain problem)"""
+# EasyR1's DataConfig defaults (b44b311), for keys a recipe leaves out
+EASYR1_MAX_PROMPT_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class RecipeSettings:
+    """The parts of an EasyR1 recipe that decide what the model sees and how it writes boxes."""
+
+    coord_frame: str
+    """``worker.reward.reward_function_kwargs.coord_frame``"""
+    min_pixels: int | None
+    """``data.min_pixels`` (EasyR1 resizes every image up to it; null: no lower limit)"""
+    max_pixels: int | None
+    """``data.max_pixels`` (EasyR1 resizes every image down to it; null: no upper limit)"""
+    format_prompt: str | None
+    """absolute path of ``data.format_prompt``, or None when the recipe has none"""
+    think_prefilled: bool
+    """the chat template opens the think block (``reward_function_kwargs.think_prefilled``)"""
+    max_prompt_length: int
+    """``data.max_prompt_length`` (prompt token budget, images included)"""
+
+
+def recipe_root(path: str | Path) -> Path:
+    """The folder a recipe's relative paths start from: the parent of the nearest ``config/`` above it.
+
+    >>> recipe_root("/work/locus/config/trl/locus_qwen2_5_vl_3b_lora.yaml")
+    PosixPath('/work/locus')
+    >>> recipe_root("/home/me/my_recipe.yaml")  # outside a project: its own folder
+    PosixPath('/home/me')
+    """
+    path = Path(path).absolute()
+    for parent in path.parents:
+        if parent.name == "config":
+            return parent.parent
+    return path.parent
+
+
+def read_recipe(path: str | Path) -> RecipeSettings:
+    """Read a recipe YAML; raises UserError naming what is missing or malformed.
+
+    Keys the recipe leaves out take EasyR1's defaults, as they would in training.
+    """
+    from omegaconf import OmegaConf  # omegaconf only for tools given a recipe
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"recipe not found: {path}")
+    try:
+        config = OmegaConf.load(path)
+    except Exception as err:  # yaml errors carry their own line/column
+        raise UserError(f"recipe {path} is not valid YAML: {err}") from None
+    kwargs = OmegaConf.select(config, "worker.reward.reward_function_kwargs") or {}
+    coord_frame = kwargs.get("coord_frame")
+    if coord_frame is None:
+        raise UserError(f"{path}: worker.reward.reward_function_kwargs.coord_frame is not set")
+
+    def data(key: str, default: Any) -> Any:
+        return OmegaConf.select(config, f"data.{key}", default=default)
+
+    prompt = data("format_prompt", None)
+    if prompt and not Path(prompt).is_absolute():
+        prompt = str((recipe_root(path) / prompt).resolve())
+    return RecipeSettings(
+        coord_frame=coord_frame,
+        min_pixels=data("min_pixels", EASYR1_MIN_PIXELS),
+        max_pixels=data("max_pixels", EASYR1_MAX_PIXELS),
+        format_prompt=prompt,
+        think_prefilled=bool(kwargs.get("think_prefilled", False)),
+        max_prompt_length=data("max_prompt_length", EASYR1_MAX_PROMPT_LENGTH),
+    )
+
+
+def resolve(
+    flags: Mapping[str, Any], recipe: RecipeSettings | None, fallback: Mapping[str, Any], unset: Any = None
+) -> dict[str, Any]:
+    """Each setting in ``flags``: the flag if given (not ``unset``), else the recipe's value, else ``fallback``'s.
+
+    ``flags`` maps :class:`RecipeSettings` field names to flag values. With a recipe its value always wins over the
+    fallback, even null (a recipe's ``max_pixels: null`` really is no limit in training).
+    """
+    return {
+        name: value
+        if value is not unset
+        else getattr(recipe, name)
+        if recipe is not None
+        else fallback.get(name, unset)
+        for name, value in flags.items()
+    }

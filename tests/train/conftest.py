@@ -1,0 +1,54 @@
+"""Helpers for the training-side tests: the shipped recipes and a tiny dataset of the `locus-data` contract."""
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+RECIPES = sorted((REPO_ROOT / "config").glob("locus_*.yaml"))
+ABLATIONS = sorted((REPO_ROOT / "config" / "ablations").glob("*.yaml"))
+
+
+def jpeg(size: tuple[int, int], color: str) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def write_tiny_dataset(out: Path, problem: str, sizes: list[tuple[int, int]], rows: int = 3) -> Path:
+    """OUT/train.parquet and OUT/val.parquet with the columns `locus-data build` writes (problem, images, answer)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out.mkdir(parents=True, exist_ok=True)
+    width, height = sizes[0]
+    table = pa.table(
+        {
+            "problem": [problem] * rows,
+            "images": [
+                [
+                    {"bytes": jpeg(size, color), "path": f"{i}_{k}.jpg"}
+                    for k, (size, color) in enumerate(zip(sizes, ("red", "green")))
+                ]
+                for i in range(rows)
+            ],
+            "answer": [json.dumps({"box": [10.0, 12.0, 42.0, 44.0], "width": width, "height": height})] * rows,
+        }
+    )
+    for split in ("train", "val"):
+        pq.write_table(table, out / f"{split}.parquet")
+    return out
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    from locus_data.problems import CUE_SEARCH_PROBLEM
+
+    # a COCO-sized full image and a tiny 40x32 cue (above the 32-px side the data builder guarantees)
+    return write_tiny_dataset(tmp_path / "data", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)])
