@@ -28,6 +28,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from locus_train.recipe import RecipeError, load_yaml
+
 
 SCHEMA_PATH = Path(__file__).with_name("easyr1_schema") / "schema.json"
 PINNED_COMMIT = "b44b311b669bf1fd1aa2fc36f2251482ba33cb16"
@@ -37,10 +39,6 @@ LOCUS_KEYS = ("data_config", "data_dir")
 CUE_SEARCH_IMAGES = 2  # cue-search prompts carry the full image and the cue
 
 
-class RecipeError(Exception):
-    """The recipe cannot be composed or resolved; the message names the key and the fix."""
-
-
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
@@ -48,19 +46,6 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------
 # composing
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def load_yaml(path: Path) -> DictConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"config file not found: {path}")
-    try:
-        cfg = OmegaConf.load(path)
-    except Exception as err:  # yaml errors carry their own line/column
-        raise RecipeError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(cfg, DictConfig):
-        raise RecipeError(f"{path} must hold a mapping at the top level")
-    return cfg
 
 
 def compose(recipe: Path, ablations: list[Path] = (), overrides: list[str] = ()) -> tuple[DictConfig, dict[str, Any]]:

@@ -17,10 +17,14 @@ launched); :func:`recipe_root` finds it from the recipe's own path, so tools wor
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from locus_data.errors import UserError
 from locus_reward.frames import EASYR1_MAX_PIXELS, EASYR1_MIN_PIXELS
+
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
 PROMPTS_DIR = Path(__file__).with_name("prompts")
@@ -71,24 +75,38 @@ def recipe_root(path: str | Path) -> Path:
     return path.parent
 
 
+class RecipeError(UserError):
+    """The recipe cannot be read, composed or resolved; the message names the key and the fix."""
+
+
+def load_yaml(path: str | Path) -> "DictConfig":
+    """A recipe or overlay YAML as an OmegaConf mapping; RecipeError for a missing, malformed or non-mapping file."""
+    from omegaconf import DictConfig, OmegaConf  # omegaconf only for tools given a recipe
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"config file not found: {path}")
+    try:
+        config = OmegaConf.load(path)
+    except Exception as err:  # yaml errors carry their own line/column
+        raise RecipeError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(config, DictConfig):
+        raise RecipeError(f"{path} must hold a mapping at the top level")
+    return config
+
+
 def read_recipe(path: str | Path) -> RecipeSettings:
-    """Read a recipe YAML; raises UserError naming what is missing or malformed.
+    """Read a recipe YAML; raises RecipeError (a UserError) naming what is missing or malformed.
 
     Keys the recipe leaves out take EasyR1's defaults, as they would in training.
     """
     from omegaconf import OmegaConf  # omegaconf only for tools given a recipe
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe not found: {path}")
-    try:
-        config = OmegaConf.load(path)
-    except Exception as err:  # yaml errors carry their own line/column
-        raise UserError(f"recipe {path} is not valid YAML: {err}") from None
+    config = load_yaml(path)
     kwargs = OmegaConf.select(config, "worker.reward.reward_function_kwargs") or {}
     coord_frame = kwargs.get("coord_frame")
     if coord_frame is None:
-        raise UserError(f"{path}: worker.reward.reward_function_kwargs.coord_frame is not set")
+        raise RecipeError(f"{path}: worker.reward.reward_function_kwargs.coord_frame is not set")
 
     def data(key: str, default: Any) -> Any:
         return OmegaConf.select(config, f"data.{key}", default=default)
