@@ -4,8 +4,12 @@ Per example, following the paper's appendix:
 
 1. Generate greedily. The *answer token* is the first non-whitespace token after ``<answer>`` when the response has
    one, else the first generated token (``answer_source`` records which).
-2. Run one forward pass over prompt + generated prefix with eager attention and take, in every decoder layer, the
-   attention row of the last position (the one that predicts the answer token), averaged over heads.
+2. Run one forward pass over prompt + generated prefix and take, in every decoder layer, the attention row of the
+   last position (the one that predicts the answer token), averaged over heads. By default (``attention="probe"``)
+   the forward runs with SDPA (or flash attention) and the row is computed from the query at that one position
+   and the keys exactly as the kernel receives them (after projection, q/k norm and RoPE; grouped-query layout;
+   the module's own ``scaling``; softmax in float32), so memory stays O(sequence) instead of materialising every
+   layer's L x L weights. ``attention="eager"`` keeps the old ``output_attentions`` path as a cross-check.
 3. Keep the columns of the first image's patch tokens (the first ``<|image_pad|>`` run: the full image) and reshape
    them to the merged token grid ``(h / merge, w / merge)`` from ``image_grid_thw``.
 4. Project the GT boxes onto that grid through the seen frame (``frames.seen_size`` with the run's pixel limits,
@@ -18,6 +22,8 @@ text or sink tokens), and Peak-in-Box is 1 when that map's maximum cell lies in 
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,7 @@ from locus_train.prompting import load_format_prompt
 
 
 ANSWER_TAG = "<answer>"
+ATTENTION_MODES = ("probe", "eager")
 
 
 def box_cell_mask(
@@ -142,19 +149,121 @@ def load_items(data: str | Path, limit: int | None = None) -> list[AIBItem]:
     ]
 
 
-class AttentionProbe:
-    """A checkpoint loaded with eager attention, so ``output_attentions`` returns real weights."""
+def decoder_layers(model: Any) -> list[Any]:
+    """The text decoder layers of a Qwen-VL model (the vision tower's attention is not analysed)."""
+    return list(model.get_decoder().layers)
 
-    def __init__(self, model_path: str | Path, min_pixels: int | None, max_pixels: int | None):
+
+def answer_row(query: Any, key: Any, attention_mask: Any, scaling: float) -> Any:
+    """Head-averaged softmax row of the last query position: ``(batch, keys)`` in float32.
+
+    ``query`` is ``(batch, heads, q_len, dim)`` and ``key`` ``(batch, kv_heads, k_len, dim)``, both after RoPE, as an
+    attention kernel receives them. Head ``h`` reads kv head ``h // (heads / kv_heads)`` (transformers' ``repeat_kv``
+    layout); grouping the query heads instead of repeating the keys keeps memory at one ``(heads, k_len)`` score
+    block. The last position sees every key (causal), so only an explicit mask (padding) removes columns.
+    """
+    import torch  # heavy: loaded only when a model runs
+
+    batch, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    q = query[:, :, -1].float().reshape(batch, kv_heads, heads // kv_heads, dim)
+    scores = torch.einsum("bgrd,bgkd->bgrk", q, key.float()) * scaling
+    if attention_mask is not None:
+        row = attention_mask[:, :, -1, : key.shape[-2]].reshape(batch, 1, 1, -1)
+        scores = scores.masked_fill(~row, float("-inf")) if row.dtype == torch.bool else scores + row.float()
+    return torch.softmax(scores, dim=-1).reshape(batch, heads, -1).mean(1)
+
+
+@contextmanager
+def answer_row_capture(model: Any) -> Iterator[list[Any]]:
+    """While active, every decoder layer's attention call also stores its :func:`answer_row` (batch 0).
+
+    The hook wraps the attention function transformers looks up on each call (``ALL_ATTENTION_FUNCTIONS[impl]``),
+    so it sees the very query/key tensors and ``scaling`` the kernel gets, whatever the model's q/k norm or RoPE
+    variant; calls from modules other than the decoder layers (the vision tower) pass through untouched.
+    """
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS  # heavy: loaded only when a model runs
+
+    layers = {id(layer.self_attn): i for i, layer in enumerate(decoder_layers(model))}
+    impl = model.get_decoder().config._attn_implementation
+    if impl not in ALL_ATTENTION_FUNCTIONS:
+        raise RuntimeError(
+            f"the answer-row probe hooks a registered attention kernel (sdpa, flash_attention_2); the model runs "
+            f"{impl!r}. Load it with attn_implementation='sdpa', or use --attention eager"
+        )
+    original = ALL_ATTENTION_FUNCTIONS[impl]
+    had_local = impl in ALL_ATTENTION_FUNCTIONS._local_mapping
+    rows: list[Any] = [None] * len(layers)
+
+    def capture(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, *args: Any, **kwargs: Any):
+        index = layers.get(id(module))
+        if index is not None:
+            scaling = kwargs.get("scaling")
+            rows[index] = answer_row(query, key, attention_mask, module.scaling if scaling is None else scaling)[0]
+        return original(module, query, key, value, attention_mask, *args, **kwargs)
+
+    ALL_ATTENTION_FUNCTIONS[impl] = capture
+    try:
+        yield rows
+    finally:
+        if had_local:
+            ALL_ATTENTION_FUNCTIONS[impl] = original
+        else:
+            del ALL_ATTENTION_FUNCTIONS[impl]
+
+
+def layer_rows(model: Any, inputs: dict[str, Any], attention: str = "probe") -> Any:
+    """``(layers, L)`` float32: per decoder layer, the head-averaged attention row of the last input position.
+
+    ``probe`` runs the model's own kernel (SDPA / flash) and captures the row; ``eager`` switches the text decoder to
+    eager attention for this one forward and reads ``output_attentions`` (every layer's L x L weights: a cross-check
+    for short inputs). The vision tower keeps its kernel either way: its attention is not analysed.
+    """
+    import torch  # heavy: loaded only when a model runs
+
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"unknown attention mode {attention!r}; expected one of {', '.join(ATTENTION_MODES)}")
+    # one logit is enough (the full (L, vocab) logits alone are GBs at native resolution); no cache to build
+    forward = {**inputs, "use_cache": False, "logits_to_keep": 1}
+    if attention == "probe":
+        with torch.inference_mode(), answer_row_capture(model) as rows:
+            model(**forward)
+        if any(row is None for row in rows):
+            raise RuntimeError("some decoder layers were not captured: the model does not use the attention interface")
+        return torch.stack(rows)
+    text_impl = model.get_decoder().config._attn_implementation
+    model.set_attn_implementation({"text_config": "eager"})
+    try:
+        with torch.inference_mode():
+            attentions = model(**forward, output_attentions=True).attentions
+    finally:
+        model.set_attn_implementation({"text_config": text_impl})
+    if not attentions or any(a is None for a in attentions):
+        raise RuntimeError(
+            "the model returned no attention weights; the eager cross-check needs attn_implementation='eager' "
+            f"(got {model.get_decoder().config._attn_implementation!r})"
+        )
+    return torch.stack([a[0, :, -1].float().mean(0) for a in attentions])
+
+
+class AttentionProbe:
+    """A checkpoint loaded with SDPA attention; the answer row comes from :func:`layer_rows` (probe or eager)."""
+
+    def __init__(
+        self, model_path: str | Path, min_pixels: int | None, max_pixels: int | None, attention: str = "probe"
+    ):
         import torch  # heavy: loaded only when a model runs
         from transformers import AutoModelForImageTextToText  # heavy: loaded only when a model runs
 
+        if attention not in ATTENTION_MODES:
+            raise ValueError(f"unknown attention mode {attention!r}; expected one of {', '.join(ATTENTION_MODES)}")
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         self.processor = load_processor(model_path)
-        # sdpa / flash attention compute no weights: output_attentions would give None (4.x) or [] (5.x)
-        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype, attn_implementation="eager")
+        # generation and the probe forward run SDPA; only --attention eager switches the decoder for its one forward
+        self.model = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype, attn_implementation="sdpa")
         self.model.to(self.device).eval()
+        self.attention = attention
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
         model_type = getattr(self.model.config, "model_type", "")
         self.coord_frame = "qwen3_vl" if model_type.startswith("qwen3") else "qwen2_5_vl"
@@ -175,27 +284,23 @@ class AttentionProbe:
         prefix = torch.tensor([new_ids[:position]], dtype=inputs["input_ids"].dtype, device=self.device)
         input_ids = torch.cat([inputs["input_ids"], prefix], dim=1)
         forward = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
-        with torch.inference_mode():
-            out = self.model(
-                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), output_attentions=True, **forward
-            )
-        attentions = out.attentions
-        if not attentions or any(a is None for a in attentions):
-            raise RuntimeError(
-                "the model returned no attention weights; AIB needs attn_implementation='eager' "
-                f"(got {self.model.config._attn_implementation!r})"
-            )
+        rows = layer_rows(
+            self.model,
+            {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), **forward},
+            self.attention,
+        )
 
         # the full image's tokens: first <|image_pad|> run, row-major over the merged (h, w) grid
         start, end = first_run(input_ids[0].tolist(), self.model.config.image_token_id)
         image_processor = self.processor.image_processor
         merge, patch = image_processor.merge_size, image_processor.patch_size
         t, h, w = (int(v) for v in inputs["image_grid_thw"][0])
-        rows, cols = h // merge, w // merge
-        if end - start != t * rows * cols:
-            raise RuntimeError(f"{end - start} image tokens for a {t}x{rows}x{cols} grid: unexpected prompt layout")
-        maps = torch.stack([a[0, :, -1, start:end].float().mean(0) for a in attentions])
-        maps = maps.reshape(len(attentions), t, rows, cols)[:, 0].cpu().numpy()
+        grid_rows, cols = h // merge, w // merge
+        if end - start != t * grid_rows * cols:
+            raise RuntimeError(
+                f"{end - start} image tokens for a {t}x{grid_rows}x{cols} grid: unexpected prompt layout"
+            )
+        maps = layer_rows_to_maps(rows, start, end, t, grid_rows, cols)
 
         width, height = _original_size(item.images[0])  # GT boxes are in pixels of the file, before any resize
         proc_min, proc_max = processor_pixel_limits(self.processor)
@@ -212,7 +317,7 @@ class AttentionProbe:
             **scores,
             "answer_token": self.processor.tokenizer.decode(new_ids[position : position + 1]),
             "answer_source": source,
-            "grid": [rows, cols],
+            "grid": [grid_rows, cols],
             "mask": mask,
             "seen_image": images[0].resize((seen_w, seen_h)),
             "boxes_seen": [
@@ -221,6 +326,11 @@ class AttentionProbe:
             ],  # fmt: skip
             "response": self.processor.tokenizer.decode(new_ids, skip_special_tokens=True),
         }
+
+
+def layer_rows_to_maps(rows: Any, start: int, end: int, t: int, grid_rows: int, cols: int) -> np.ndarray:
+    """``(layers, grid_rows, cols)`` maps: the image-token columns of each layer's row on the merged grid (frame 0)."""
+    return rows[:, start:end].reshape(len(rows), t, grid_rows, cols)[:, 0].cpu().numpy()
 
 
 def _original_size(image: Any) -> tuple[int, int]:
@@ -237,6 +347,7 @@ def run(
     limit: int | None = None,
     format_prompt_path: str | Path | None = None,
     save_maps: int = 8,
+    attention: str = "probe",
 ) -> dict[str, Any]:
     """Analyse every item; write ``aib.jsonl``, ``summary.json``, ``maps/*.npz`` and the two figures."""
 
@@ -244,7 +355,7 @@ def run(
     (out_dir / "maps").mkdir(parents=True, exist_ok=True)
     items = load_items(data, limit)
     format_prompt = load_format_prompt(format_prompt_path)
-    probe = AttentionProbe(model, min_pixels, max_pixels)
+    probe = AttentionProbe(model, min_pixels, max_pixels, attention)
     rows, skipped = [], 0
     with (out_dir / "aib.jsonl").open("w", encoding="utf-8") as f:
         for item in tqdm(items, desc="aib"):
@@ -269,6 +380,7 @@ def run(
     summary = {
         "model": str(model),
         "data": str(data),
+        "attention": attention,
         "n": len(rows),
         "skipped_no_answer_token": skipped,
         "mean_aib": float(np.mean([r["mean_aib"] for r in rows])) if rows else float("nan"),

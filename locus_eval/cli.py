@@ -142,6 +142,12 @@ def cmd_score(args: argparse.Namespace) -> None:
     from locus_eval import cue_search
     from locus_eval.predictions import load_settings, read_predictions
 
+    if not args.predictions.is_file():
+        # read_predictions treats a missing file as "nothing generated yet" (resume); here it is a wrong path
+        raise UserError(
+            f"{args.predictions}: file not found; --predictions is the predictions.jsonl a `locus-eval cue-search "
+            "--out DIR` run wrote (DIR/predictions.jsonl)"
+        )
     # generation.json next to the predictions knows the pixel limits and the template; flags override it
     saved = load_settings(args.predictions.parent) or {}
 
@@ -187,6 +193,26 @@ def cmd_bench(args: argparse.Namespace) -> None:
     _print_result(args.out, "table.md")
 
 
+def cmd_lmms_eval(args: argparse.Namespace) -> None:
+    import shlex
+
+    from locus_eval import lmms
+
+    config = lmms.LmmsEvalConfig(
+        checkpoint=args.model,
+        backbone=args.backbone,
+        out=args.out,
+        tasks=tuple(args.tasks.split(",")) if args.tasks else lmms.PERCEPTION_TASKS + lmms.REASONING_TASKS,
+        max_new_tokens=args.max_new_tokens,
+        max_pixels=args.max_pixels,
+        limit=args.limit,
+        python=args.python,
+    )
+    for argv in lmms.run(config, dry_run=args.dry_run):
+        print(shlex.join(argv))
+    print(f"commands saved to {args.out / 'command.sh'}")
+
+
 def cmd_aib(args: argparse.Namespace) -> None:
     from locus_eval import aib
 
@@ -200,6 +226,7 @@ def cmd_aib(args: argparse.Namespace) -> None:
         limit=args.limit,
         format_prompt_path=args.prompt,
         save_maps=args.save_maps,
+        attention=args.attention,
     )
     print(json.dumps({k: summary[k] for k in ("n", "mean_aib", "peak_in_box")}, indent=2))
     print(f"written to {args.out}")
@@ -229,11 +256,18 @@ def cmd_plot_training(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="locus-eval",
-        description="Evaluate a merged LOCUS checkpoint: proxy task, benchmarks, attention, training curves.",
+        description=("Evaluate a merged LOCUS checkpoint: proxy task, benchmarks, attention, training curves."),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("cue-search", help="generate and score the cue-search validation split (Table 10)")
+    p = sub.add_parser(
+        "cue-search",
+        help="generate and score the cue-search validation split (Table 10)",
+        description=(
+            "Generate greedy responses for the cue-search parquet (resumable) and score them with the training "
+            "reward's parser, frames and IoU: mean IoU, ACC@0.5, ACC@0.75, per size bin (Table 10)."
+        ),
+    )
     _add_generation_args(p, max_new_tokens=2048)
     p.add_argument("--data", required=True, help="cue-search parquet, e.g. data/locus_cue/val.parquet")
     _add_recipe_arg(p)
@@ -241,7 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", default=UNSET, help="format prompt used in training (default: the recipe's)")
     p.set_defaults(func=cmd_cue_search)
 
-    p = sub.add_parser("score", help="score saved cue-search predictions without a model")
+    p = sub.add_parser(
+        "score",
+        help="score saved cue-search predictions without a model",
+        description=(
+            "Rescore a cue-search run's predictions.jsonl without a model (another frame, or after a scorer fix);"
+            " pixel limits and the think prefill come from the run's generation.json unless given."
+        ),
+    )
     p.add_argument("--data", required=True, help="the cue-search parquet the predictions were made for")
     p.add_argument("--predictions", required=True, type=Path, help="predictions.jsonl of a cue-search run")
     _add_recipe_arg(p)
@@ -260,7 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-partial", action="store_true", help="score only examples that have a prediction")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("bench", help="V*Bench, HR-Bench 4K/8K and RefCOCO-family grounding from local files")
+    p = sub.add_parser(
+        "bench",
+        help="V*Bench, HR-Bench 4K/8K and RefCOCO-family grounding from local files",
+        description=(
+            "V*Bench (per-sample folders or test_questions.jsonl), HR-Bench 4K/8K (VLMEvalKit TSV, per-cycle "
+            "accuracy) and RefCOCO/+/g (one sample per referring expression, ACC@0.5) from local files; the "
+            "protocol that produced a number is recorded in metrics.json and table.md."
+        ),
+    )
     _add_generation_args(p, max_new_tokens=1024, pixels=(EASYR1_MIN_PIXELS, EASYR1_MAX_PIXELS))
     p.add_argument("--benchmark", required=True, choices=("vstar", "hrbench", "refcoco"), help="file layout")
     p.add_argument("--data", required=True, help="V* folder, HR-Bench .tsv, or RefCOCO .parquet/.jsonl")
@@ -271,7 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="V* option shuffle seed")
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("aib", help="Attention-in-Box per layer, mean AIB and Peak-in-Box (HF, eager attention)")
+    p = sub.add_parser(
+        "aib",
+        help="Attention-in-Box per layer, mean AIB and Peak-in-Box (HF, answer-row probe)",
+        description=(
+            "Attention-in-Box per layer, mean AIB and Peak-in-Box (Fig. 4, 5, 8): greedy generation, then one "
+            "forward whose answer-token attention row is captured per layer (SDPA, O(L) memory; --attention eager"
+            " cross-checks)."
+        ),
+    )
     p.add_argument("--model", required=True, help="merged checkpoint directory (HF format)")
     p.add_argument("--data", required=True, help="cue-search parquet, or a V* folder (boxes from its json)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
@@ -281,22 +338,68 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=1024, help="budget to reach the first answer token")
     p.add_argument("--limit", type=int, default=None, help="only the first N examples")
     p.add_argument("--save-maps", type=int, default=8, help="keep attention maps of the first N for heatmaps")
+    p.add_argument(
+        "--attention",
+        choices=("probe", "eager"),
+        default="probe",
+        help="probe: SDPA forward, answer row computed from the captured query and keys (O(L) memory); eager: "
+        "output_attentions, every layer's L x L weights (cross-check on short inputs)",
+    )
     p.set_defaults(func=cmd_aib)
 
-    p = sub.add_parser("plot-aib", help="layer-wise AIB curves and heatmap overlays for one or two aib runs")
+    p = sub.add_parser(
+        "lmms-eval",
+        help="the remaining benchmarks through lmms-eval 0.7.3, with the backbone's thinking and token budget",
+        description="Run lmms-eval 0.7.3 on a merged checkpoint with the backbone's generation settings (thinking "
+        "switch, greedy, 8,192 new tokens unless overridden, the answer after the last </think>); the exact commands "
+        "are saved as OUT/command.json and OUT/command.sh.",
+    )
+    p.add_argument("--model", required=True, help="merged checkpoint directory (HF format)")
+    p.add_argument("--backbone", required=True, choices=("qwen2_5_vl_7b", "qwen3_vl_4b", "mimo_vl_7b"),
+                   help="recipe name of the backbone: sets lmms-eval's model class and thinking mode")  # fmt: skip
+    p.add_argument("--out", required=True, type=Path, help="lmms-eval --output_path; command.json/.sh land here")
+    p.add_argument("--tasks", default=None, help="comma-separated lmms-eval tasks (default: the paper's twelve)")
+    p.add_argument("--max-new-tokens", type=int, default=8192, help="generation budget for every task (paper: 8192)")
+    p.add_argument("--max-pixels", type=int, default=EASYR1_MAX_PIXELS, help="the model class's max_pixels")
+    p.add_argument("--limit", type=int, default=None, help="lmms-eval --limit (smoke runs)")
+    p.add_argument("--python", default=sys.executable, help="interpreter of the environment holding lmms-eval")
+    p.add_argument("--dry-run", action="store_true", help="write command.json/.sh and print them; run nothing")
+    p.set_defaults(func=cmd_lmms_eval)
+
+    p = sub.add_parser(
+        "plot-aib",
+        help="layer-wise AIB curves and heatmap overlays for one or two aib runs",
+        description=(
+            "Plot layer-wise AIB curves and attention heatmap overlays for one or two `locus-eval aib` runs."
+        ),
+    )
     p.add_argument("runs", nargs="+", type=Path, help="one or two aib output directories")
     p.add_argument("--labels", nargs="+", default=None, help="legend names (default: directory names)")
     p.add_argument("--out", required=True, type=Path, help="directory for aib_layers.png and aib_heatmaps.png")
     p.add_argument("--examples", type=int, default=4, help="heatmap rows")
     p.set_defaults(func=cmd_plot_aib)
 
-    p = sub.add_parser("suppress", help="write a benchmark copy with everything outside the GT boxes black")
+    p = sub.add_parser(
+        "suppress",
+        help="write a benchmark copy with everything outside the GT boxes black",
+        description=(
+            "Write a copy of a benchmark with everything outside the GT boxes black (context suppression, Table "
+            "1); same layout, canvas and scale."
+        ),
+    )
     p.add_argument("--benchmark", required=True, choices=("vstar", "refcoco"), help="file layout")
     p.add_argument("--data", required=True, help="V* folder or RefCOCO .jsonl")
     p.add_argument("--out", required=True, type=Path, help="output folder, same layout as the input")
     p.set_defaults(func=cmd_suppress)
 
-    p = sub.add_parser("plot-training", help="reward, IoU and format curves from EasyR1's experiment_log.jsonl")
+    p = sub.add_parser(
+        "plot-training",
+        help="reward, IoU and format curves from EasyR1's experiment_log.jsonl",
+        description=(
+            "Plot train reward, IoU and format curves (raw and smoothed) with validation points from EasyR1's "
+            "experiment_log.jsonl (Fig. 9)."
+        ),
+    )
     p.add_argument("run_dir", type=Path, help="EasyR1 save_checkpoint_path, or the experiment_log.jsonl itself")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default: RUN_DIR/training_curves.png)")
     p.add_argument("--ema", type=float, default=0.9, help="smoothing of the train curves (0: none)")

@@ -93,7 +93,11 @@ def write_vstar(root: Path, questions: dict[str, list[dict]]) -> Path:
 
 
 def write_hrbench(path: Path, rows: list[dict]) -> Path:
-    """An HR-Bench TSV: index, question, answer, category, A-D, base64 image, cycle_category."""
+    """An HR-Bench TSV: index, question, answer, category, A-D, image, cycle_category.
+
+    A row with ``image_ref`` (another row's index) stores that index instead of base64, as VLMEvalKit's TSVs do to
+    keep each image once; ``image_cell`` writes a raw cell verbatim (for broken files).
+    """
     import base64
     import csv
 
@@ -102,8 +106,27 @@ def write_hrbench(path: Path, rows: list[dict]) -> Path:
         writer.writerow(["index", "question", "answer", "category", "A", "B", "C", "D", "image", "cycle_category"])
         for i, row in enumerate(rows):
             image = base64.b64encode(jpeg_bytes(scene(64, 48, seed=i))).decode()
+            if "image_ref" in row:
+                image = str(row["image_ref"])
+            image = row.get("image_cell", image)
             writer.writerow([i, row["question"], row["answer"], row["category"], *row["options"], image, row["cycle"]])
     return path
+
+
+def write_vstar_jsonl(root: Path, rows: list[dict]) -> Path:
+    """V*'s root test_questions.jsonl: ``(A) ...`` options inside ``text``, ``label`` the right letter."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "test_questions.jsonl").open("w", encoding="utf-8") as f:
+        for i, row in enumerate(rows):
+            folder = root / row["category"]
+            folder.mkdir(parents=True, exist_ok=True)
+            scene(96, 64, seed=i).save(folder / f"sa_{i}.jpg")
+            options = "\n".join(f"({chr(65 + k)}) {option}" for k, option in enumerate(row["options"]))
+            text = f"{row['question']}\n{options}\nAnswer with the option's letter from the given choices directly."
+            record = {"image": f"{row['category']}/sa_{i}.jpg", "text": text, "category": row["category"],
+                      "question_id": i, "label": row["label"]}  # fmt: skip
+            f.write(json.dumps(record) + "\n")
+    return root / "test_questions.jsonl"
 
 
 def write_refcoco_jsonl(root: Path, rows: list[dict]) -> Path:
@@ -114,3 +137,17 @@ def write_refcoco_jsonl(root: Path, rows: list[dict]) -> Path:
             scene(*row["size"], seed=i).save(root / "images" / f"{i}.jpg")
             f.write(json.dumps({"image": f"images/{i}.jpg", "bbox": row["bbox"], "refexp": row["refexp"]}) + "\n")
     return root / "refcoco_val.jsonl"
+
+
+def write_refcoco_sentences(path: Path, objects: list[dict]) -> Path:
+    """The grounding scripts' per-sentence jsonl: one line per expression, ``bbox`` as corners, image size."""
+    (path.parent / "images").mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for i, obj in enumerate(objects):
+            width, height = obj["size"]
+            scene(width, height, seed=i).save(path.parent / "images" / f"{i}.jpg")
+            for sent in obj["sents"]:
+                record = {"image": f"images/{i}.jpg", "sent": sent, "bbox": obj["bbox"], "width": width,
+                          "height": height}  # fmt: skip
+                f.write(json.dumps(record) + "\n")
+    return path

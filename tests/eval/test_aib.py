@@ -80,13 +80,56 @@ def test_aib_on_tiny_models(tmp_path, tiny_checkpoint):
     assert (out / "aib_layers.png").stat().st_size > 0 and (out / "aib_heatmaps.png").stat().st_size > 0
 
 
-def test_aib_fails_clearly_without_attention_weights(tmp_path, tiny_qwen2_5_vl, monkeypatch):
+def test_answer_row_probe_equals_eager_output_attentions_per_layer(tiny_checkpoint):
+    # The probe (SDPA forward, row from the captured post-RoPE q/k, GQA grouping, the module's scaling) must give
+    # exactly what eager output_attentions gives, layer by layer: Qwen2.5-VL (mrope, q/k bias) and Qwen3-VL (q/k
+    # RMSNorm, interleaved mrope, deepstack), both with 4 query heads over 2 KV heads, float32
+    import torch
+
+    from locus_eval import aib
+    from locus_eval.backends import chat_prompt
+
+    from .eval_helpers import scene
+
+    _, model = tiny_checkpoint
+    probe = aib.AttentionProbe(model, 3136, 4194304)
+    prompt = chat_prompt(probe.processor, "<image>\nWhere is the red square?")
+    inputs = dict(
+        probe.processor(text=[prompt], images=[scene(160, 120)], add_special_tokens=False, return_tensors="pt")
+    )
+    probe_rows = aib.layer_rows(probe.model, inputs, "probe")
+    eager_rows = aib.layer_rows(probe.model, inputs, "eager")
+    assert probe_rows.shape == eager_rows.shape == (2, inputs["input_ids"].shape[1])
+    for layer in range(len(probe_rows)):
+        torch.testing.assert_close(probe_rows[layer], eager_rows[layer], atol=1e-5, rtol=0)
+    assert probe_rows.sum(-1).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)  # a softmax row per layer
+    # the probe leaves the model as it found it: SDPA, and no hook left in the attention registry
+    assert probe.model.get_decoder().config._attn_implementation == "sdpa"
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    assert "sdpa" not in ALL_ATTENTION_FUNCTIONS._local_mapping
+
+
+def test_aib_cli_probe_and_eager_agree(tmp_path, tiny_qwen2_5_vl):
+    # end to end: the default probe and the --attention eager cross-check give the same per-layer AIB
+    data = write_val_parquet(tmp_path / "val.parquet", [{"size": (160, 120), "box": (20, 30, 60, 70)}])
+    runs = {}
+    for mode in ("probe", "eager"):
+        out = tmp_path / mode
+        main(["aib", "--model", str(tiny_qwen2_5_vl), "--data", str(data), "--out", str(out),
+              "--max-new-tokens", "2", "--attention", mode])  # fmt: skip
+        runs[mode] = json.loads((out / "aib.jsonl").read_text().splitlines()[0])
+        assert json.loads((out / "summary.json").read_text())["attention"] == mode
+    assert runs["probe"]["aib_per_layer"] == pytest.approx(runs["eager"]["aib_per_layer"], abs=1e-5)
+
+
+def test_probe_refuses_a_model_running_eager(tmp_path, tiny_qwen2_5_vl):
     from locus_eval import aib
 
     data = write_val_parquet(tmp_path / "val.parquet", [{"size": (160, 120), "box": (20, 30, 60, 70)}])
     probe = aib.AttentionProbe(tiny_qwen2_5_vl, 3136, 4194304)
-    # what sdpa gives in transformers 4.x: a tuple of None per layer
-    probe.model.set_attn_implementation("sdpa")
+    # eager is not a registered kernel: nothing to hook, so the probe must say so rather than return nothing
+    probe.model.set_attn_implementation("eager")
     (item,) = aib.load_items(data)
-    with pytest.raises(RuntimeError, match="eager"):
+    with pytest.raises(RuntimeError, match="attn_implementation='sdpa'"):
         probe.analyse(item, None, max_new_tokens=2)
