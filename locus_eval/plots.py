@@ -54,6 +54,35 @@ def read_experiment_log(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def read_trl_state(path: str | Path) -> list[dict[str, Any]]:
+    """TRL's ``trainer_state.json`` log history as EasyR1-style records (``locus-train trl`` writes one per run).
+
+    The LOCUS reward logs ``cue_search/<key>`` per training step and ``eval_cue_search/<key>`` per evaluation; they
+    become ``reward/<key>`` and ``val/<key>_reward``, so one set of panels serves both trainers.
+
+    >>> import json, tempfile
+    >>> state = {"log_history": [{"step": 1, "cue_search/iou": 0.2}, {"step": 2, "eval_cue_search/iou": 0.3}]}
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    ...     json.dump(state, f)
+    >>> read_trl_state(f.name)
+    [{'step': 1, 'reward/iou': 0.2}, {'step': 2, 'val/iou_reward': 0.3}]
+    """
+    from locus_train.trl.rewards import METRIC_PREFIX  # torch-free: the metric names' one home
+
+    train, val = f"{METRIC_PREFIX}/", f"eval_{METRIC_PREFIX}/"
+    records = []
+    for entry in json.loads(Path(path).read_text(encoding="utf-8")).get("log_history", []):
+        record: dict[str, Any] = {"step": entry.get("step")}
+        for key, value in entry.items():
+            if key.startswith(train):
+                record[f"reward/{key[len(train) :]}"] = value
+            elif key.startswith(val):
+                record[f"val/{key[len(val) :]}_reward"] = value
+        if len(record) > 1 and record["step"] is not None:
+            records.append(record)
+    return records
+
+
 def series(records: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     points = [(r["step"], float(r[key])) for r in records if isinstance(r.get(key), (int, float))]
     points.sort()
@@ -82,9 +111,11 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None, ema: float
 
     run_dir = Path(run_dir)
     log = run_dir if run_dir.is_file() else run_dir / "experiment_log.jsonl"
+    if not log.is_file() and (run_dir / "trainer_state.json").is_file():
+        log = run_dir / "trainer_state.json"  # a `locus-train trl` run
     if not log.is_file():
         raise FileNotFoundError(f"no experiment_log.jsonl at {log} (EasyR1 writes it with trainer.logger=[file])")
-    records = read_experiment_log(log)
+    records = read_trl_state(log) if log.name == "trainer_state.json" else read_experiment_log(log)
     panels = [p for p in PANELS if series(records, p[1])[0] or series(records, p[2])[0]]
     if not panels:
         raise ValueError(f"{log} has no reward/* or val/*_reward metrics")

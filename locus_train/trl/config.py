@@ -1,0 +1,232 @@
+"""The TRL recipe: four sections, loaded as OmegaConf ``structured(TrainConfig)`` <- YAML <- ``key=value`` overrides.
+
+``model``, ``data`` and ``reward`` are dataclasses below; ``grpo`` is passed through to ``trl.GRPOConfig`` under the
+names TRL gives its fields, and checked against them. Unknown keys anywhere fail at once with a "did you mean", as
+in :func:`locus_data.config.load_config`, so ``grpo.max_step=3`` cannot silently train for TRL's default length.
+Relative paths in a YAML file start at its project root (:func:`locus_train.recipe.recipe_root`, as in the EasyR1
+recipes); relative paths given as overrides start at the working directory.
+
+torch-free: trl is imported only to read ``GRPOConfig``'s field names (:func:`grpo_field_names`).
+
+>>> cfg = load_config(None, ["model.path=/ckpt", "reward.coord_frame=qwen3_vl", "grpo.max_steps=3"])
+>>> cfg.reward.coord_frame, cfg.grpo
+('qwen3_vl', {'max_steps': 3})
+>>> load_config(None, ["model.pth=/ckpt"])
+Traceback (most recent call last):
+...
+locus_data.errors.UserError: unknown key 'model.pth' in the TRL config; did you mean 'model.path'?
+"""
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from locus_data.errors import UserError
+from locus_reward.cue_search import compute_score
+from locus_train.recipe import DEFAULT_FORMAT_PROMPTS, recipe_root
+
+
+@dataclass
+class ModelConfig:
+    """The policy: which checkpoint, in which dtype and attention kernel, trained fully or through LoRA."""
+
+    path: str | None = None
+    """local checkpoint directory or hub id of a Qwen2.5-VL, Qwen3-VL or MiMo-VL model (with its processor)"""
+    dtype: str = "auto"
+    """weight dtype: auto (the checkpoint's), bfloat16, float16 or float32"""
+    attn_implementation: str | None = None
+    """eager, sdpa or flash_attention_2 (null: transformers' default, sdpa where available)"""
+    use_peft: bool = False
+    """train a LoRA adapter (peft) instead of every weight"""
+    lora_r: int = 16
+    """LoRA rank"""
+    lora_alpha: int = 32
+    """LoRA scale numerator (the update is scaled by lora_alpha / lora_r)"""
+    lora_dropout: float = 0.05
+    """dropout on the LoRA input"""
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """modules LoRA wraps; these names exist only in the language model (the vision tower's attention is qkv/proj)"""
+
+
+@dataclass
+class DataConfig:
+    """The LOCUS dataset, the format prompt, and the pixel limits the processor resizes images to."""
+
+    dir: str | None = None
+    """a ``locus-data build`` output directory (DIR/train.parquet, DIR/val.parquet)"""
+    train_files: str | None = None
+    """train parquet file (default: DIR/train.parquet)"""
+    val_files: str | None = None
+    """validation parquet file (default: DIR/val.parquet when it exists; evaluated every grpo.eval_steps)"""
+    num_images: int = 2
+    """images per row: 2 for visual cue search (full image, then cue), 1 for the text-cue baseline"""
+    format_prompt: str | None = None
+    """jinja format prompt, rendered as EasyR1 renders it (null: the shipped cue-search prompt of the coord_frame)"""
+    min_pixels: int | None = None
+    """processor lower pixel limit (null: the checkpoint processor's own); no other resize runs under TRL"""
+    max_pixels: int | None = None
+    """processor upper pixel limit (null: the checkpoint processor's own)"""
+    max_train_samples: int | None = None
+    """use only the first N train rows (null: all)"""
+    max_val_samples: int | None = None
+    """use only the first N validation rows (null: all); each is generated num_generations_eval times per eval"""
+    cache_dir: str | None = None
+    """where datasets keeps its Arrow copy of the parquet files (null: HF_DATASETS_CACHE)"""
+
+
+@dataclass
+class RewardConfig:
+    """Options of :func:`locus_reward.cue_search.compute_score`; the pixel limits come from the processor instead."""
+
+    coord_frame: str = "qwen2_5_vl"
+    """how the model writes boxes: qwen2_5_vl (also MiMo-VL) absolute pixels of the seen image, qwen3_vl 0-1000"""
+    format_weight: float = 0.1
+    """overall = (1 - format_weight) * localization + format_weight * format"""
+    think_prefilled: bool = False
+    """the chat template opens <think> itself (Qwen3-VL-Thinking), so completions start inside the think block"""
+    variant: str = "iou"
+    """localization term: iou (the paper's), giou or lfpc"""
+    coverage_tau: float = 0.9
+    """lfpc: share of the ground-truth box a prediction must cover to earn its IoU"""
+    l1_weight: float = 0.5
+    """lfpc: weight of the corner-L1 closeness term"""
+    allow_empty_think: bool = True
+    """an empty <think></think> (MiMo-VL) counts as well formed"""
+
+
+@dataclass
+class TrainConfig:
+    """A TRL GRPO run of LOCUS."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """the policy checkpoint"""
+    data: DataConfig = field(default_factory=DataConfig)
+    """dataset and image limits"""
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    """LOCUS reward options"""
+    grpo: dict[str, Any] = field(default_factory=dict)
+    """``trl.GRPOConfig`` fields under their TRL names (output_dir, learning_rate, num_generations, ...)"""
+
+
+PATH_KEYS = ("model.path", "data.dir", "data.train_files", "data.val_files", "data.format_prompt", "data.cache_dir")
+"""keys holding paths (a hub id in model.path is kept as written when no such file exists)"""
+
+
+def grpo_field_names() -> list[str]:
+    """The fields ``trl.GRPOConfig`` accepts as keyword arguments (of the installed trl)."""
+    from trl import GRPOConfig  # trl imports torch: only when a config is checked
+
+    return [f.name for f in dataclasses.fields(GRPOConfig) if f.init]
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def _section_keys(prefix: str, cls: type) -> list[str]:
+    return [f"{prefix}.{f.name}" for f in dataclasses.fields(cls)]
+
+
+KNOWN_KEYS = [
+    "model",
+    "data",
+    "reward",
+    *_section_keys("model", ModelConfig),
+    *_section_keys("data", DataConfig),
+    *_section_keys("reward", RewardConfig),
+    "grpo",
+]
+
+
+def check_grpo_keys(grpo: dict[str, Any], fields: list[str] | None = None) -> None:
+    """Raise UserError for a ``grpo`` key that is not a GRPOConfig field, with the closest field name."""
+    fields = grpo_field_names() if fields is None else fields
+    for key in grpo:
+        if key not in fields:
+            match = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+            hint = f"; did you mean 'grpo.{match[0]}'?" if match else " (see trl.GRPOConfig for the field names)"
+            raise UserError(f"unknown key 'grpo.{key}': not a trl.GRPOConfig field{hint}")
+
+
+def check_reward(reward: RewardConfig) -> None:
+    """Raise UserError for reward options compute_score would reject (it validates before scoring anything)."""
+    try:
+        compute_score([], **dataclasses.asdict(reward))
+    except ValueError as err:
+        raise UserError(f"reward: {err}") from None
+
+
+def _resolve_paths(cfg: TrainConfig, base: Path | None, overridden: set[str]) -> None:
+    for key in PATH_KEYS:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not value:
+            continue
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            resolved = path
+        elif base is not None and key not in overridden:
+            resolved = base / path
+        else:
+            resolved = Path.cwd() / path
+        # a hub id such as Qwen/Qwen2.5-VL-3B-Instruct stays a hub id unless a directory of that name exists
+        if key == "model.path" and not resolved.exists() and not value.startswith((".", "/", "~")):
+            continue
+        setattr(getattr(cfg, section), name, str(resolved))
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Defaults <- YAML file <- ``key=value`` overrides; raises UserError naming the problem and the fix.
+
+    Checks what needs no model: key names (``grpo`` ones against the installed trl), value types and the reward
+    options. :func:`locus_train.trl.train.check_run` checks files, data, processor and batch sizes.
+    """
+    from omegaconf import OmegaConf  # like locus_data.config: only where a config is loaded
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+    layers: list[Any] = [OmegaConf.structured(TrainConfig)]
+    base = None
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"TRL config not found: {path}")
+        try:
+            layers.append(OmegaConf.load(path))
+        except Exception as err:  # yaml errors carry their own position information
+            raise UserError(f"TRL config {path} is not valid YAML: {err}") from None
+        base = recipe_root(path)
+    overridden = set()
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise UserError(f"expected key=value, got {item!r}")
+        overridden.add(item.split("=", 1)[0])
+        layers.append(OmegaConf.from_dotlist([item]))
+    try:
+        merged = OmegaConf.merge(*layers)
+    except ConfigKeyError as err:  # a key the dataclasses do not have
+        key = str(err.full_key or err.key)
+        raise UserError(f"unknown key {key!r} in the TRL config{_suggest(key, KNOWN_KEYS)}") from None
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or getattr(err, "key", None)
+        raise UserError(f"TRL config: bad value for {key!r}: {str(err).splitlines()[0]}") from None
+    cfg: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    cfg.grpo = dict(cfg.grpo)
+    check_grpo_keys(cfg.grpo)
+    check_reward(cfg.reward)
+    if cfg.data.num_images not in (1, 2):
+        raise UserError(f"data.num_images must be 1 (text cue) or 2 (visual cue), got {cfg.data.num_images}")
+    if cfg.data.format_prompt is None:
+        default = DEFAULT_FORMAT_PROMPTS.get(cfg.reward.coord_frame)
+        cfg.data.format_prompt = str(default) if default and cfg.data.num_images == 2 else None
+    _resolve_paths(cfg, base, overridden)
+    return cfg
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    """The resolved config as YAML (written next to the run's checkpoints)."""
+    from omegaconf import OmegaConf  # as in load_config
+
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
