@@ -27,4 +27,11 @@ export NNODES="${NNODES:-1}"
 export N_GPUS_PER_NODE="${N_GPUS_PER_NODE:-8}"
 export PYTHONUNBUFFERED=1
 
+# without the environment, python3 would end in a ModuleNotFoundError traceback; name the fix instead
+MISSING="$(python3 -c 'import importlib.util as u; print(" ".join(n for n in ("omegaconf", "pyarrow", "locus_train") if u.find_spec(n) is None))')"
+if [ -n "$MISSING" ]; then
+  echo "launch.sh: $(command -v python3) cannot import ${MISSING}; activate the environment LOCUS is installed in" \
+    "(source .venv/bin/activate after make demo/make test, or the EasyR1 image's), or install it: pip install -e $ROOT" >&2
+  exit 1
+fi
 exec python3 -m locus_train.preflight --recipe "$ROOT/$RECIPE" --task "$TASK" "$@"

@@ -9,7 +9,8 @@ Every example ends as exactly one line of the annotations file (``DATA/annotatio
 to ``--max-retries`` times; 401/403/404 stop the run, since every other request would fail the same way. Lines are
 appended and flushed as examples finish, so a killed run resumes where it stopped: finished keys are skipped, the
 requests that were in flight are sent again, and no key is written twice. ``--retry-failed`` re-attempts the
-failed ones.
+failed ones. A run in which every example failed exits 1. Requests go through the openai SDK
+(:mod:`locus_baselines.teacher`, installed by ``pip install -e '.[baselines]'``).
 
 The API key is read from ``$OPENAI_API_KEY`` (or the variable named by ``--api-key-env``) and sent only as the
 ``Authorization`` header; it never appears in logs, errors, the annotations file or the summary.
@@ -126,7 +127,14 @@ def run(args: argparse.Namespace) -> int:
     if stats.fatal:
         print(f"error: teacher refused the requests ({stats.fatal})", file=sys.stderr)
         return 1
-    return 130 if stats.interrupted else 0
+    if stats.interrupted:
+        return 130
+    if stats.status["failed"] and not stats.status["ok"]:
+        # nothing worked: a wrong endpoint, a server down or a prompt the teacher cannot answer, not bad luck
+        reasons = ", ".join(f"{k}: {n}" for k, n in stats.failure_reasons.most_common(3))
+        print(f"error: every one of {stats.status['failed']} examples failed ({reasons})", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _api_key(env_name: str | None) -> str | None:
@@ -314,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="locus-data annotate", description=__doc__.splitlines()[0])
     add_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("httpx", "httpx2", "openai"):  # one INFO line per request would bury the progress bar
+        logging.getLogger(name).setLevel(logging.WARNING)
     return run(parser.parse_args(argv))
 
 

@@ -1,25 +1,27 @@
-"""A small, robust client for an OpenAI-compatible chat-completions endpoint (``vllm serve``, or any other).
+"""The client for an OpenAI-compatible chat-completions endpoint (``vllm serve``, or any other), on the openai SDK.
 
-Standard library only (``http.client``), one keep-alive connection per worker thread. :meth:`TeacherClient.complete`
-sends one request and either returns the answer text or raises :class:`TeacherError`, whose ``retryable`` says
-whether trying again can help (timeouts, dropped connections, 429, 5xx, malformed or empty answers) and whose
-``fatal`` says the whole run is misconfigured (401, 403, 404: a wrong key, endpoint or model name), so the caller
-stops instead of recording 100K identical failures. The retry loop itself lives with the caller, because an answer
-that parses but fails the task's validation is retried the same way.
+The SDK (an optional extra: ``pip install -e '.[baselines]'``) does the transport every OpenAI-compatible server
+documents: HTTP keep-alive in a connection pool shared by the worker threads, timeouts, TLS, the status codes and
+the ``Retry-After`` header. :meth:`TeacherClient.complete` sends one request and either returns the answer text or
+raises :class:`TeacherError`, whose ``retryable`` says whether trying again can help (timeouts, dropped connections,
+429, 5xx, malformed or empty answers) and whose ``fatal`` says the whole run is misconfigured (401, 403, 404: a
+wrong key, endpoint or model name), so the caller stops instead of recording 100K identical failures. The SDK's
+own retries are off: the retry loop lives with the caller, because an answer that parses but fails the task's
+validation is retried the same way, and one loop keeps the count of requests per example exact.
 
-The API key is held only in the ``Authorization`` header and never appears in a message: every error text passes
-through :meth:`TeacherClient.redact` first, because a misbehaving server may echo request headers in its error body.
+The API key is held only by the SDK, which sends it as the ``Authorization`` header, and never appears in a message:
+every error text passes through :meth:`TeacherClient.redact` first, because a misbehaving server may echo request
+headers in its error body. Without a key no ``Authorization`` header is sent at all.
 """
 
 import email.utils
-import http.client
-import json
 import random
-import ssl
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
+from typing import Any
+
+from locus_data.errors import UserError
 
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
@@ -64,25 +66,33 @@ class TeacherError(Exception):
         """seconds the server asked us to wait (``Retry-After``), if it said"""
 
 
+BASELINES_INSTALL = "pip install -e '.[baselines]'"
+
+
+def _openai() -> Any:
+    """The openai module, or a one-line error naming the extra that installs it."""
+    try:
+        import openai
+    except ImportError:
+        raise UserError(f"the teacher client needs the openai SDK; install it with: {BASELINES_INSTALL}") from None
+    return openai
+
+
 class TeacherClient:
-    """Sends chat-completions requests; safe to share between threads."""
+    """Sends chat-completions requests; safe to share between threads (one SDK client, one connection pool)."""
 
     def __init__(self, config: TeacherConfig):
-        url = config.endpoint.rstrip("/")
-        if not url.endswith("/chat/completions"):
-            url += "/chat/completions"
-        parts = urllib.parse.urlsplit(url)
+        base_url = config.endpoint.rstrip("/").removesuffix("/chat/completions")
+        parts = urllib.parse.urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"endpoint must be an http(s) URL such as http://localhost:8000/v1, got {url!r}")
+            raise ValueError(f"endpoint must be an http(s) URL such as http://localhost:8000/v1, got {base_url!r}")
         self.config = config
-        self._https = parts.scheme == "https"
-        self._host = parts.hostname
-        self._port = parts.port
-        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if config.api_key:
-            self._headers["Authorization"] = f"Bearer {config.api_key}"
-        self._local = threading.local()
+        self._openai = _openai()
+        # "EMPTY" is the placeholder vLLM documents for keyless servers; the header itself is then omitted per request
+        self._client = self._openai.OpenAI(
+            base_url=base_url, api_key=config.api_key or "EMPTY", timeout=config.timeout, max_retries=0
+        )
+        self._headers = {} if config.api_key else {"Authorization": self._openai.Omit()}
 
     def redact(self, text: str) -> str:
         """``text`` with the API key replaced, for anything that may be logged or written."""
@@ -99,79 +109,46 @@ class TeacherClient:
 
     def complete(self, content: list[dict]) -> str:
         """One user turn of ``content`` parts in, the answer text out; raises TeacherError."""
-        body = json.dumps(
-            {
-                "model": self.config.model,
-                "messages": [{"role": "user", "content": content}],
-                "temperature": self.config.temperature,
-                "max_tokens": self.config.max_tokens,
-            }
-        ).encode("utf-8")
+        openai = self._openai
         try:
-            status, headers, payload = self._post(body)
-        except TeacherError:
-            raise
-        except TimeoutError as err:  # socket.timeout is an alias since 3.10
-            self._drop_connection()
-            raise TeacherError("timeout", f"no answer within {self.config.timeout:g}s") from err
-        except (http.client.HTTPException, OSError) as err:
-            # RemoteDisconnected, ConnectionResetError, BrokenPipeError, refused connections ...
-            self._drop_connection()
-            raise TeacherError("connection error", self.redact(type(err).__name__ + f" {err}".rstrip())) from None
-        if status != 200:
-            raise self._status_error(status, headers, payload)
-        return self._answer_text(payload)
+            response = self._client.chat.completions.create(
+                model=self.config.model,
+                messages=[{"role": "user", "content": content}],
+                temperature=self.config.temperature,
+                max_tokens=self.config.max_tokens,
+                extra_headers=self._headers,
+            )
+        except openai.APITimeoutError:
+            raise TeacherError("timeout", f"no answer within {self.config.timeout:g}s") from None
+        except openai.APIConnectionError as err:  # refused, reset or closed without a response
+            cause = err.__cause__ or err
+            raise TeacherError("connection error", self.redact(f"{type(cause).__name__} {cause}".strip())) from None
+        except openai.APIStatusError as err:
+            raise self._status_error(err.status_code, err.response.headers, err.response.text) from None
+        except (ValueError, openai.APIResponseValidationError) as err:  # a 200 whose body is not a completion
+            raise TeacherError("malformed response", self.redact(f"not a chat completion: {err}"[:120])) from None
+        return self._answer_text(response)
 
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            if self._https:
-                conn = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self.config.timeout, context=ssl.create_default_context()
-                )
-            else:
-                conn = http.client.HTTPConnection(self._host, self._port, timeout=self.config.timeout)
-            self._local.conn = conn
-        return conn
-
-    def _drop_connection(self) -> None:
-        # after any transport error the connection state is unknown; the next attempt opens a fresh one
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-    def _post(self, body: bytes) -> tuple[int, http.client.HTTPMessage, bytes]:
-        conn = self._connection()
-        conn.request("POST", self._path, body=body, headers=self._headers)
-        response = conn.getresponse()
-        payload = response.read()
-        if response.will_close:
-            self._drop_connection()
-        return response.status, response.headers, payload
-
-    def _status_error(self, status: int, headers: http.client.HTTPMessage, payload: bytes) -> TeacherError:
-        snippet = self.redact(payload.decode("utf-8", "replace")[:MAX_ERROR_BODY]).strip()
-        detail = f"{snippet}" if snippet else ""
+    def _status_error(self, status: int, headers: Any, body: str) -> TeacherError:
+        snippet = self.redact(body[:MAX_ERROR_BODY]).strip()
         if status in FATAL_STATUS:
             hint = {401: "check the API key", 403: "check the API key", 404: "check --endpoint and --model"}[status]
-            return TeacherError(f"http {status}", f"{hint}; {detail}", retryable=False, fatal=True)
+            return TeacherError(f"http {status}", f"{hint}; {snippet}", retryable=False, fatal=True)
         retry_after = _parse_retry_after(headers.get("Retry-After")) if status in (429, 503) else None
-        return TeacherError(f"http {status}", detail, retryable=status in RETRYABLE_STATUS, retry_after=retry_after)
+        return TeacherError(f"http {status}", snippet, retryable=status in RETRYABLE_STATUS, retry_after=retry_after)
 
-    def _answer_text(self, payload: bytes) -> str:
-        try:
-            choice = json.loads(payload)["choices"][0]
-            message = choice["message"]
-            content = message.get("content")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            snippet = self.redact(payload.decode("utf-8", "replace")[:80])
-            raise TeacherError("malformed response", f"not a chat completion: {snippet!r}") from None
+    def _answer_text(self, response: Any) -> str:
+        choices = getattr(response, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            snippet = self.redact(str(response)[:80])
+            raise TeacherError("malformed response", f"not a chat completion: {snippet!r}")
+        choice = choices[0]
+        content = choice.message.content
         if isinstance(content, list):  # some servers return content parts even for text
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
         if not isinstance(content, str) or not content.strip():
             raise TeacherError("empty answer", "")
-        if choice.get("finish_reason") == "length":
+        if choice.finish_reason == "length":
             raise TeacherError("truncated answer", f"hit max_tokens={self.config.max_tokens}")
         return content
 

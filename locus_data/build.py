@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from locus_data.coco_index import SourceImage, build_index
-from locus_data.config import SIZE_BINS, SPLITS, DataConfig, to_dict, to_yaml
+from locus_data.config import SIZE_BINS, SPLITS, DataConfig, load_config, to_dict, to_yaml
 from locus_data.crops import CueSpec
 from locus_data.errors import UserError
 from locus_data.problems import CUE_SEARCH_PROBLEM
@@ -209,8 +209,14 @@ def build(
     work = out / ".build"
     finals = [out / f"{s}.parquet" for s in SPLITS]
     # checked before anything is read or started, so a wrong --out fails at once
+    if workers < 0:
+        raise UserError(f"--workers must be >= 0 (0 decodes in the main process), got {workers}")
+    if out.resolve().is_relative_to(sources.images.resolve()):
+        # the build would write cues and parquet files among the source images it walks
+        raise UserError(f"--out {out} is inside the source image folder {sources.images}; choose a folder outside it")
     if not work.exists() and any(p.exists() for p in finals):
         if resume:
+            _check_finished_build_matches(cfg, out)
             print(f"{out} already holds a finished build; nothing to resume")
             return json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {}
         raise UserError(f"{out} already holds a build; remove it or choose another --out")
@@ -241,8 +247,17 @@ def build(
             pool.join()
     shortfall = _shortfall(cfg, state)
     if shortfall and not cfg.allow_shortfall:
+        skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(state.skipped.items()))
+        if state.images_considered and state.skipped.get("missing_file", 0) == state.images_considered:
+            # not a data mix problem: the annotations name files the image folder does not have
+            raise UserError(
+                f"all {state.images_considered} images the build tried are missing from {sources.images} "
+                f"({skipped}); "
+                "is it the right image folder (COCO: --coco-root holding train2014/)?"
+            )
         raise UserError(
-            f"not enough usable candidates after walking all {len(order)} images: {'; '.join(shortfall)}. "
+            f"not enough usable candidates after walking all {len(order)} images: {'; '.join(shortfall)}"
+            f"{f' (images skipped: {skipped})' if skipped else ''}. "
             "Lower num_train/num_val, raise max_cues_per_image, add images, or set allow_shortfall=true "
             "(then --resume reuses the work done)"
         )
@@ -268,6 +283,19 @@ def build(
     stats = write_stats(out, cfg, build_info)
     shutil.rmtree(work)
     return stats
+
+
+def _check_finished_build_matches(cfg: DataConfig, out: Path) -> None:
+    """``--resume`` on a finished build is a no-op only if the config is the one it was built with."""
+    if not (out / "config.yaml").is_file():
+        return  # built before config.yaml was written: nothing to compare with
+    old, new = to_dict(load_config(out / "config.yaml")), to_dict(cfg)
+    diffs = [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items() if k not in RESUME_FREE_KEYS and old.get(k) != v]
+    if diffs:
+        raise UserError(
+            f"--resume: {out} holds a finished build made with other settings ({'; '.join(diffs)}); "
+            "remove it or choose another --out to build with these"
+        )
 
 
 def _start_or_resume(

@@ -8,11 +8,13 @@ a box around the wrong thing.
 import random
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFont
 
 from locus_data.errors import UserError
 from locus_data.images import open_image
+from locus_data.rows import open_parquet, unreadable
 from locus_reward.ground_truth import loads
 
 
@@ -81,12 +83,16 @@ def preview(
         raise UserError(f"{path} does not exist; build the dataset first")
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
-    pf = pq.ParquetFile(path)
+    pf = open_parquet(path)
     total = pf.metadata.num_rows
     if total == 0:
         raise UserError(f"{path} has no rows")
     picks = sorted(random.Random(seed).sample(range(total), min(n, total)))
-    tiles = [_tile(row, i) for i, row in zip(picks, _rows(pf, picks))]
+    try:
+        rows = _rows(pf, picks)
+    except (pa.ArrowException, OSError) as err:  # a footer that reads but pages that do not
+        raise unreadable(path, err) from None
+    tiles = [_tile(row, i) for i, row in zip(picks, rows)]
     tile_w, tile_h = tiles[0].size
     rows = (len(tiles) + COLUMNS - 1) // COLUMNS
     sheet = Image.new("RGB", (COLUMNS * tile_w, rows * tile_h), (255, 255, 255))

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from locus_data.config import SPLITS
@@ -26,6 +27,22 @@ from locus_data.schema import ANSWER, IMAGES, PROBLEM
 
 REQUIRED_COLUMNS = (PROBLEM, IMAGES, ANSWER, "image_id")
 BATCH_ROWS = 64
+
+
+def unreadable(path: Path, err: Exception) -> UserError:
+    """The one-line error for a split file that is empty, truncated or not Parquet at all."""
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UserError(
+        f"{path} is not a readable Parquet file ({reason}); rebuild the dataset (locus-data build --out {path.parent})"
+    )
+
+
+def open_parquet(path: Path) -> pq.ParquetFile:
+    """``pq.ParquetFile(path)``; a zero-byte, truncated or garbage file is a UserError naming it."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as err:
+        raise unreadable(path, err) from None
 
 
 @dataclass

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
 
 from locus_data.config import SIZE_BINS, SPLITS, DataConfig, to_dict
+from locus_data.rows import open_parquet, unreadable
 
 
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
@@ -27,7 +28,10 @@ def _quantiles(values: np.ndarray) -> dict[str, float] | None:
 
 
 def split_stats(path: Path) -> dict[str, Any]:
-    table = pq.ParquetFile(path).read(columns=COLUMNS)  # not read_table: it loads pyarrow.dataset and pandas
+    try:  # not read_table: it loads pyarrow.dataset and pandas
+        table = open_parquet(path).read(columns=COLUMNS)
+    except (pa.ArrowException, OSError) as err:  # a footer that reads but pages that do not
+        raise unreadable(path, err) from None
     col = {name: table.column(name).to_pylist() for name in COLUMNS}
     n = table.num_rows
     bins = np.array(col["size_bin"], dtype=object)

@@ -155,6 +155,10 @@ def validate(dataset: str | Path, decode: int = 64, progress: bool = True, num_i
             continue
         n = pf.metadata.num_rows
         report.rows[split] = n
+        configured = None if cfg is None else cfg.num_train if split == "train" else cfg.num_val
+        if n == 0 and configured != 0:  # zero rows is only right when the build config asked for none
+            wanted = f" (config.yaml asks for {configured})" if configured else ""
+            report.add("empty split", f"{path} has no rows{wanted}; rebuild the dataset")
         decode_every = 1 if decode < 0 or decode >= n else max(1, n // max(decode, 1)) if decode else 0
         ids: set[int] = set()
         counts: dict[str, int] = defaultdict(int)

@@ -12,6 +12,9 @@ annotation's width/height (its boxes would not line up) comes back as a skip rea
 """
 
 import os
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -98,6 +101,18 @@ _settings: WorkerSettings | None = None
 def init_worker(settings: WorkerSettings) -> None:
     global _settings
     _settings = settings
+    # Once the build is killed (kill -9 leaves its pool no chance to stop the workers), an orphaned worker must
+    # leave quietly: sending a result would end in a BrokenPipeError traceback on the user's terminal, and an idle
+    # one would wait for tasks forever. With SIGPIPE's default action a send to the dead build ends the process
+    # silently, and a watcher thread ends it once the build is gone (the --resume that follows redoes the work).
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="locus-parent").start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.2) -> None:
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
 
 
 def run_tasks(tasks: list[ImageTask]) -> list[ImageResult]:

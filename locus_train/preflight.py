@@ -27,6 +27,8 @@ from typing import Any
 import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
+from locus_data.config import load_config
+from locus_data.errors import UserError
 from locus_reward.frames import to_model
 from locus_reward.ground_truth import dumps, loads
 from locus_reward.parsing import format_answer
@@ -40,11 +42,15 @@ from locus_train.easyr1_config import (
     schema_errors,
     startup_errors,
 )
+from locus_train.processor import ModelNotFound, resolve_model
 from locus_train.prompt_lengths import sha256
 from locus_train.recipe import recipe_root
 
 
 EASYR1_INSTALL = f'pip install "omegaconf>=2.3,<2.4" "git+https://github.com/hiyouga/EasyR1.git@{PINNED_COMMIT}"'
+# sha256 of `git archive` snapshots of EasyR1 -> their commit. An archive has no .git; for an archive install pip
+# records only its hash (direct_url.json archive_info). ../shared/vendor/easyr1-b44b311.tar.gz, which CI installs:
+EASYR1_ARCHIVES = {"424dee2aa3ed46243d1bdb4c78be05083675ce6f3c0f4458b24ad829d9a628f6": PINNED_COMMIT}
 DEFAULT_DATA_CONFIG = "config/data/locus_default.yaml"
 TASKS = {"cue_search": 2, "text_cue": 1}  # images per prompt
 
@@ -98,7 +104,8 @@ def check_omegaconf() -> Check:
 
 
 def easyr1_commit(distribution: Any) -> str | None:
-    """The commit an installed EasyR1 came from: pip's direct_url.json, or the git checkout of an editable install."""
+    """The commit an installed EasyR1 came from: pip's direct_url.json (a git URL, or a known archive's sha256), or
+    the git checkout of an editable install."""
     text = distribution.read_text("direct_url.json")
     if not text:
         return None
@@ -106,6 +113,10 @@ def easyr1_commit(distribution: Any) -> str | None:
     commit = direct_url.get("vcs_info", {}).get("commit_id")
     if commit:
         return commit
+    archive = direct_url.get("archive_info", {})
+    digest = archive.get("hashes", {}).get("sha256") or archive.get("hash", "").removeprefix("sha256=")
+    if digest in EASYR1_ARCHIVES:
+        return EASYR1_ARCHIVES[digest]
     url = direct_url.get("url", "")
     if url.startswith("file://"):
         source = url[len("file://") :]
@@ -193,12 +204,38 @@ def check_files(cfg: dict[str, Any], plan: Plan) -> Check:
             problems.append(f"{key}={path} is relative (multi-node workers resolve it elsewhere)")
         elif not os.path.isfile(path) and not key.endswith("_files"):
             problems.append(f"{key}={path} does not exist")
-    model = plan.model_path
-    if model.startswith((".", "/", "~")) and not Path(model).expanduser().is_dir():
-        problems.append(f"MODEL_PATH={model} is not a directory")
     if problems:
         return Check("files", False, "; ".join(problems))
     return Check("files", True, "format prompt, reward file and data paths are absolute; referenced files exist")
+
+
+def check_model(plan: Plan) -> Check:
+    """MODEL_PATH is a local checkpoint folder, or a hub id already in the local Hugging Face cache (no network)."""
+    try:
+        path = resolve_model(plan.model_path)
+    except ModelNotFound as err:
+        return Check("model", False, f"MODEL_PATH: {err}")
+    if not (path / "config.json").is_file():
+        return Check("model", False, f"MODEL_PATH={plan.model_path}: {path} has no config.json (not a checkpoint)")
+    where = "local checkpoint" if str(path) == str(Path(plan.model_path).expanduser()) else f"cached at {path}"
+    return Check("model", True, f"{plan.model_path} ({where})")
+
+
+def check_paths(plan: Plan) -> Check:
+    """The other paths the environment names: the data config loads, DATA_DIR and COCO_ROOT are folders if present."""
+    problems = []
+    if plan.task == "cue_search":
+        try:
+            load_config(plan.data_config)
+        except UserError as err:
+            problems.append(f"LOCUS_DATA_CONFIG={plan.data_config}: {err}")
+    if plan.data_dir.exists() and not plan.data_dir.is_dir():
+        problems.append(f"DATA_DIR={plan.data_dir} is a file, not a folder")
+    if plan.coco_root is not None and plan.coco_root.exists() and not plan.coco_root.is_dir():
+        problems.append(f"COCO_ROOT={plan.coco_root} is a file, not a folder")
+    if problems:
+        return Check("paths", False, "; ".join(problems))
+    return Check("paths", True, f"data config {plan.data_config.name} loads; DATA_DIR {plan.data_dir}")
 
 
 def build_command(plan: Plan) -> list[str]:
@@ -297,7 +334,8 @@ def check_prompt_lengths(cfg: dict[str, Any], plan: Plan) -> Check:
         if plan.dry_run or not (plan.data_dir / "train.parquet").is_file():
             return Check("prompt lengths", None, f"not measured yet; would run: {shlex.join(command)}")
         print(f"measuring prompt lengths: {shlex.join(command)}", flush=True)
-        subprocess.run(command)
+        # the model check found the processor locally: the measurement must not wait on hub retries either
+        subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         if not report_path.is_file():
             return Check("prompt lengths", False, f"`{shlex.join(command)}` wrote no report")
     report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -482,30 +520,57 @@ def write_config_file(plan: Plan) -> None:
     OmegaConf.save(raw, out)
 
 
+EXPENSIVE = ("dataset", "train size", "prompt lengths")
+"""checks that may build or measure (minutes): they run only once every cheap check has passed"""
+
+
 def preflight(
-    plan: Plan, validate: Callable[[Path, int], subprocess.CompletedProcess] = run_validate
+    plan: Plan,
+    validate: Callable[[Path, int], subprocess.CompletedProcess] = run_validate,
+    report: Callable[[Check], None] | None = None,
 ) -> tuple[list[Check], list[str]]:
-    """Run the checks in order; returns them and the EasyR1 command (meaningful when none failed)."""
-    checks = [check_omegaconf(), check_easyr1()]
+    """Run the checks, cheap ones first; returns them and the EasyR1 command (meaningful when none failed).
+
+    Every check that takes seconds runs and is reported (through ``report`` as it finishes) before anything is
+    built or measured; if one failed, the building and measuring checks are skipped (a dry run builds and
+    measures nothing, so there they still report what they would do).
+    """
+    checks: list[Check] = []
+
+    def add(check: Check) -> None:
+        checks.append(check)
+        if report is not None:
+            report(check)
+
+    add(check_omegaconf())
+    add(check_easyr1())
     try:
         schema = load_schema()
         raw, _ = compose(plan.recipe, plan.ablations)
         overrides = path_overrides(raw, plan) + plan.overrides
         raw, _ = compose(plan.recipe, plan.ablations, overrides)
     except RecipeError as err:
-        return [*checks, Check("config", False, str(err))], []
+        add(Check("config", False, str(err)))
+        return checks, []
     check, cfg = check_config(raw, plan, schema)
-    checks.append(check)
+    add(check)
     command = [sys.executable, "-m", "verl.trainer.main", f"config={config_file(plan)}", *overrides]
     if cfg is None:
         return checks, command
-    checks.append(check_real_easyr1_config(raw))
-    checks.append(check_files(cfg, plan))
-    checks.append(check_dataset(plan, validate))
-    checks.append(check_batch_fits(cfg))
-    checks.append(check_prompt_lengths(cfg, plan))
-    checks.append(check_reward(cfg))
-    checks.append(check_gpus(plan))
+    add(check_real_easyr1_config(raw))
+    add(check_files(cfg, plan))
+    add(check_model(plan))
+    add(check_paths(plan))
+    add(check_reward(cfg))
+    add(check_gpus(plan))
+    failed = [check.name for check in checks if check.ok is False]
+    if failed and not plan.dry_run:
+        for name in EXPENSIVE:
+            add(Check(name, None, f"not run: fix {', '.join(failed)} first (nothing was built or measured)"))
+        return checks, command
+    add(check_dataset(plan, validate))
+    add(check_batch_fits(cfg))
+    add(check_prompt_lengths(cfg, plan))
     return checks, command
 
 
@@ -539,9 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     except RecipeError as err:
         print(f"preflight: {err}", file=sys.stderr)
         return 1
-    checks, command = preflight(plan)
-    for check in checks:
-        print(check.line(), flush=True)
+    checks, command = preflight(plan, report=lambda check: print(check.line(), flush=True))
     failed = [check for check in checks if check.ok is False]
     if plan.dry_run and command:
         print("command (dry run, not launched): " + shlex.join(command), flush=True)

@@ -10,9 +10,12 @@ transformers is imported lazily: the data tooling runs without it unless a proce
 """
 
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from locus_data.errors import UserError
 
 
 # processor_class names found in released checkpoints -> transformers class names
@@ -41,6 +44,57 @@ def image_only(base: type) -> type:
 
     ImageOnly.__name__ = ImageOnly.__qualname__ = f"{base.__name__}ImageOnly"
     return ImageOnly
+
+
+# the files a processor is made of (no weights): what measure-prompts may fetch for a hub id not in the cache
+PROCESSOR_FILES = ["*.json", "*.txt", "*.jinja", "*.model", "*.tiktoken"]
+
+
+class ModelNotFound(UserError):
+    """A model path that is neither a local checkpoint directory nor a hub id available here."""
+
+
+def looks_like_path(model: str) -> bool:
+    """True for what the user meant as a path (a hub id is ``name`` or ``org/name``, never absolute or dotted)."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or os.path.exists(model)
+
+
+def resolve_model(model: str | Path, download: bool = False) -> Path:
+    """The local directory of ``model``: itself, or a hub id's snapshot in the local Hugging Face cache.
+
+    The cache is looked up with ``local_files_only`` (no network, whatever HF_HUB_OFFLINE says). With ``download``
+    and HF_HUB_OFFLINE unset, a hub id missing from the cache fetches only its processor files.
+    """
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    if looks_like_path(text):
+        raise ModelNotFound(f"model {text} is not a directory; give a checkpoint folder or a hub id (org/name)")
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    except ImportError:
+        raise ModelNotFound(
+            f"model {text} is not a local directory and huggingface_hub (comes with transformers) is not installed "
+            "to look it up; fix: pip install -e '.[eval]'"
+        ) from None
+    try:
+        return Path(snapshot_download(text, local_files_only=True))
+    except HFValidationError:
+        raise ModelNotFound(f"model {text!r} is neither a local directory nor a valid hub id (org/name)") from None
+    except LocalEntryNotFoundError:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+        if not download or offline:
+            raise ModelNotFound(
+                f"model {text} is not a local directory and not in the Hugging Face cache"
+                f"{' (HF_HUB_OFFLINE is set)' if offline else ''}; fix: huggingface-cli download {text}, or set "
+                "MODEL_PATH to the checkpoint folder"
+            ) from None
+    try:
+        return Path(snapshot_download(text, allow_patterns=PROCESSOR_FILES))
+    except Exception as err:  # network, auth, or no such repo: all mean the same to the user
+        raise ModelNotFound(f"cannot fetch {text} from the hub ({type(err).__name__}: {err})") from None
 
 
 def processor_class_name(path: str | Path) -> str | None:

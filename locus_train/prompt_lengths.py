@@ -13,27 +13,44 @@ filter off. The count is EasyR1's (``RLHFDataset._filter_overlong_prompts`` at b
 The processor is the checkpoint's own (EasyR1 loads it with ``AutoProcessor.from_pretrained(model_path)``), so its
 pixel limits apply on top of ``--min-pixels``/``--max-pixels``, which must equal the recipe's ``data.*_pixels``.
 
+By default no image is decoded: every length follows from numbers the dataset already stores. The rendered prompt
+is tokenized once per distinct ``problem`` text with one image-pad token per image (special tokens are split off
+before the BPE, so the surrounding text tokenizes the same as when expanded), and each image adds the merged-token
+count of its size after ``process_image`` and the processor's ``smart_resize`` (:mod:`locus_reward.frames`, the one
+home of both rules): ``(h / patch) * (w / patch) / merge**2``, with the processor's own patch size, merge size and
+pixel limits. Sizes come from the metadata (full image: the ``answer`` JSON's width/height; cue:
+``cue_width``/``cue_height``), or from the image headers when a file lacks those columns. ``--exact-processor`` runs
+the processor on every row instead (the count above, done the slow way; the tests check both agree row by row).
+
 Registered as ``locus-data measure-prompts``; also ``python -m locus_train.prompt_lengths``.
 """
 
 import argparse
 import hashlib
+import io
 import json
 import statistics
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from locus_data.config import SPLITS
 from locus_data.errors import UserError
-from locus_data.schema import IMAGES, PROBLEM
+from locus_data.images import open_image
+from locus_data.problems import IMAGE_MARKER
+from locus_data.schema import ANSWER, IMAGES, PROBLEM
+from locus_reward.frames import easyr1_resize, smart_resize
+from locus_reward.ground_truth import loads
 from locus_train.images import process_image
-from locus_train.processor import load_processor
+from locus_train.processor import ModelNotFound, load_processor, resolve_model
 from locus_train.prompting import build_messages, load_format_prompt, render_prompt
 from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe, resolve
 
@@ -65,6 +82,156 @@ def iter_rows(path: Path, batch_size: int = 64) -> Iterator[dict[str, Any]]:
         yield from batch.to_pylist()
 
 
+@dataclass(frozen=True)
+class ImageGeometry:
+    """The processor settings that turn an image size into its number of image-pad tokens."""
+
+    patch_size: int
+    """side of one vision patch in pixels (14 for Qwen2.5-VL, 16 for Qwen3-VL)"""
+    merge_size: int
+    """patches merged per side into one token (2 for every Qwen-VL)"""
+    min_pixels: int
+    """the image processor's lower pixel limit for ``smart_resize`` (``size.shortest_edge``)"""
+    max_pixels: int
+    """the image processor's upper pixel limit for ``smart_resize`` (``size.longest_edge``)"""
+
+    @classmethod
+    def of(cls, processor: Any) -> "ImageGeometry":
+        """Read the settings from the processor itself (its preprocessor config), as its ``__call__`` uses them."""
+        image_processor = processor.image_processor
+        if not getattr(image_processor, "do_resize", True):
+            raise UserError(f"{type(image_processor).__name__} has do_resize off; use --exact-processor")
+        # transformers 4.57 (slow and fast Qwen2VLImageProcessor) resizes with the min_pixels/max_pixels attributes
+        # when both are set, else with size; from_pretrained(max_pixels=...) updates only the attributes
+        min_pixels = getattr(image_processor, "min_pixels", None)
+        max_pixels = getattr(image_processor, "max_pixels", None)
+        if min_pixels is None or max_pixels is None:
+            size = image_processor.size
+            min_pixels, max_pixels = size["shortest_edge"], size["longest_edge"]
+        return cls(int(image_processor.patch_size), int(image_processor.merge_size), int(min_pixels), int(max_pixels))
+
+    def tokens(self, width: int, height: int, min_pixels: int | None, max_pixels: int | None) -> int:
+        """Image-pad tokens of a stored ``width x height`` image: EasyR1's resize, then the processor's."""
+        width, height = easyr1_resize(width, height, min_pixels, max_pixels)
+        h_bar, w_bar = smart_resize(height, width, self.patch_size * self.merge_size, self.min_pixels, self.max_pixels)
+        return (h_bar // self.patch_size) * (w_bar // self.patch_size) // self.merge_size**2
+
+
+class PromptCounter:
+    """Exact prompt lengths by arithmetic: text tokens once per distinct problem, image tokens from sizes."""
+
+    def __init__(self, processor: Any, format_prompt: str | None, min_pixels: int | None, max_pixels: int | None):
+        self.processor = processor
+        self.format_prompt = format_prompt
+        self.geometry = ImageGeometry.of(processor)
+        self.image_token: str = processor.image_token
+        self._text: dict[str, tuple[int, int]] = {}
+        self._image = lru_cache(maxsize=None)(lambda w, h: self.geometry.tokens(w, h, min_pixels, max_pixels))
+
+    def text_parts(self, problems: list[str]) -> list[tuple[int, int]]:
+        """``(text tokens without the image pads, images)`` per problem; each distinct text is tokenized once."""
+        new = list(dict.fromkeys(p for p in problems if p not in self._text))
+        if new:
+            prompts = [
+                self.processor.apply_chat_template(
+                    build_messages(render_prompt(p, self.format_prompt)), add_generation_prompt=True, tokenize=False
+                )
+                for p in new
+            ]
+            ids = self.processor.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+            for problem, prompt, tokens in zip(new, prompts, ids):
+                images = prompt.count(self.image_token)
+                self._text[problem] = (len(tokens) - images, images)
+        return [self._text[p] for p in problems]
+
+    def image_tokens(self, width: int, height: int) -> int:
+        return self._image(width, height)
+
+    def lengths(self, problems: list[str], sizes: list[list[tuple[int, int]]], first_row: int = 0) -> list[int]:
+        """Per-row lengths from problems and the ``(width, height)`` of each row's images in marker order."""
+        out = []
+        image = self._image
+        for i, ((text, images), row_sizes) in enumerate(zip(self.text_parts(problems), sizes)):
+            if images != len(row_sizes):
+                raise UserError(
+                    f"row {first_row + i}: the prompt has {images} image placeholder(s) but the row has "
+                    f"{len(row_sizes)} image(s); EasyR1's processor rejects such a row"
+                )
+            for width, height in row_sizes:
+                text += image(width, height)
+            out.append(text)
+        return out
+
+
+SIZE_COLUMNS = (PROBLEM, ANSWER, "cue_width", "cue_height")
+"""what the arithmetic reads from a built dataset: images 0 and 1 are the full image and the cue"""
+
+
+def _full_sizes(answers: list[str]) -> list[tuple[int, int]]:
+    """``(width, height)`` of each row's stored full image, from its ``answer`` JSON."""
+    # Arrow's JSON reader takes the two integers of 100K answers in C++; anything it cannot read as one
+    # {width, height} object per line falls back to the answer parser, which names the bad row
+    try:
+        table = pa_json.read_json(
+            io.BytesIO("\n".join(answers).encode("utf-8")),
+            parse_options=pa_json.ParseOptions(
+                explicit_schema=pa.schema([("width", pa.int64()), ("height", pa.int64())]),
+                unexpected_field_behavior="ignore",
+            ),
+        )
+        if table.num_rows == len(answers) and not table["width"].null_count and not table["height"].null_count:
+            return list(zip(table["width"].to_pylist(), table["height"].to_pylist()))
+    except (pa.ArrowInvalid, TypeError):  # TypeError: a null answer
+        pass
+    sizes = []
+    for i, answer in enumerate(answers):
+        try:
+            gt = loads(answer)
+        except ValueError as err:
+            raise UserError(f"row {i}: {err}") from None
+        sizes.append((gt.width, gt.height))
+    return sizes
+
+
+def _metadata_sizes(parquet: pq.ParquetFile, rows: int) -> tuple[list[str], list[list[tuple[int, int]]]] | None:
+    """Problems and image sizes from the stored sizes (no image bytes read); None: a layout they do not describe."""
+    table = parquet.read(columns=list(SIZE_COLUMNS)).slice(0, rows)
+    problems = table.column(PROBLEM).to_pylist()
+    cue_w, cue_h = table.column("cue_width").to_pylist(), table.column("cue_height").to_pylist()
+    markers = {p: p.count(IMAGE_MARKER) if p else 0 for p in set(problems)}
+    if any(n not in (1, 2) for n in markers.values()):
+        return None
+    full = _full_sizes(table.column(ANSWER).to_pylist())
+    sizes = []
+    for problem, full_size, w, h in zip(problems, full, cue_w, cue_h):
+        if markers[problem] == 1:
+            sizes.append([full_size])
+        elif w is None or h is None:
+            return None  # a layout the metadata does not describe: every size from the headers instead
+        else:
+            sizes.append([full_size, (w, h)])
+    return problems, sizes
+
+
+def _header_batches(parquet: pq.ParquetFile, rows: int, batch_size: int = 64):
+    """Problems and image sizes read from each image's header (the pixels are never decoded)."""
+    seen = 0
+    for batch in parquet.iter_batches(batch_size=batch_size, columns=[PROBLEM, IMAGES]):
+        if seen >= rows:
+            break
+        batch = batch.slice(0, rows - seen)
+        seen += batch.num_rows
+        problems = batch.column(PROBLEM).to_pylist()
+        sizes = []
+        for entries in batch.column(IMAGES).to_pylist():
+            row_sizes = []
+            for entry in entries or []:
+                with open_image(entry) as image:
+                    row_sizes.append(image.size)
+            sizes.append(row_sizes)
+        yield problems, sizes
+
+
 def measure_file(
     path: Path,
     processor: Any,
@@ -73,16 +240,27 @@ def measure_file(
     max_pixels: int | None,
     limit: int | None = None,
     progress: bool = True,
+    *,
+    exact: bool = False,
 ) -> list[int]:
-
-    total = pq.ParquetFile(path).metadata.num_rows
+    """EasyR1's prompt length of every row (the first ``limit``): by arithmetic, or with ``exact`` by the processor."""
+    parquet = pq.ParquetFile(path)
+    total = parquet.metadata.num_rows
     total = min(total, limit) if limit is not None else total
-    lengths: list[int] = []
-    rows = tqdm(iter_rows(path), total=total, desc=f"measuring {path.name}", unit="row", disable=not progress)
-    for row in rows:
-        if len(lengths) == total:
-            break
-        lengths.append(prompt_length(processor, row[PROBLEM], row[IMAGES], format_prompt, min_pixels, max_pixels))
+    if exact:
+        lengths: list[int] = []
+        rows = tqdm(iter_rows(path), total=total, desc=f"measuring {path.name}", unit="row", disable=not progress)
+        for row in rows:
+            if len(lengths) == total:
+                break
+            lengths.append(prompt_length(processor, row[PROBLEM], row[IMAGES], format_prompt, min_pixels, max_pixels))
+        return lengths
+    counter = PromptCounter(processor, format_prompt, min_pixels, max_pixels)
+    stored = _metadata_sizes(parquet, total) if set(SIZE_COLUMNS) <= set(parquet.schema_arrow.names) else None
+    batches = [stored] if stored is not None else _header_batches(parquet, total)
+    lengths = []
+    for problems, sizes in batches:
+        lengths += counter.lengths(problems, sizes, first_row=len(lengths))
     return lengths
 
 
@@ -153,6 +331,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write OUT/<split>.parquet without the overlong rows (train on those files)",
     )
     parser.add_argument("--limit", type=int, help="measure only the first N rows of each split (a quick look)")
+    parser.add_argument(
+        "--exact-processor",
+        action="store_true",
+        help="run the processor on every row's images (slow; the default computes the same count from stored sizes)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -181,7 +364,11 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"measure-prompts: error: missing {', '.join(missing)}", file=sys.stderr)
         return 2
-    processor = load_processor(args.model) if Path(args.model).is_dir() else _hub_processor(args.model)
+    try:
+        processor = load_processor(resolve_model(args.model, download=True))
+    except (ModelNotFound, ValueError) as err:  # ValueError: a checkpoint without a Qwen-VL processor
+        print(f"measure-prompts: error: {err}", file=sys.stderr)
+        return 2
     report: dict[str, Any] = {
         "version": REPORT_VERSION,
         "model": str(args.model),
@@ -192,14 +379,26 @@ def run(args: argparse.Namespace) -> int:
         "max_pixels": args.max_pixels,
         "max_prompt_length": args.max_prompt_length,
         "limit": args.limit,
+        "method": "processor" if args.exact_processor else "arithmetic",
         "splits": {},
         "filtered": None,
     }
     overlong = 0
     for split, path in files.items():
-        lengths = measure_file(
-            path, processor, format_prompt, args.min_pixels, args.max_pixels, args.limit, not args.quiet
-        )
+        try:
+            lengths = measure_file(
+                path,
+                processor,
+                format_prompt,
+                args.min_pixels,
+                args.max_pixels,
+                args.limit,
+                not args.quiet,
+                exact=args.exact_processor,
+            )
+        except (UserError, OSError, pa.ArrowException) as err:  # unreadable file, bad answer cell, wrong markers
+            print(f"measure-prompts: error: {path}: {err}", file=sys.stderr)
+            return 2
         summary = summarize(lengths, args.max_prompt_length)
         report["splits"][split] = {"file": str(path.resolve()), **summary}
         overlong += summary["overlong"]
@@ -223,12 +422,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {report_path}")
     # overlong rows left in the data would be right-truncated by EasyR1 (image tokens cut: the run crashes)
     return 1 if overlong and args.write_filtered is None else 0
-
-
-def _hub_processor(model: str):
-    from transformers import AutoProcessor  # heavy: loaded only when a model runs
-
-    return AutoProcessor.from_pretrained(model)
 
 
 def main(argv: list[str] | None = None) -> int:
