@@ -16,7 +16,10 @@ CORE = [
     "tqdm",
 ]
 EVAL = ["matplotlib", "transformers>=4.57.1,<5"]  # torch comes from the user's environment (EasyR1's image has it)
-TEST = ["pytest", "hypothesis", "ruff", "datasets", "torch", *EVAL]
+BASELINES = ["openai==3.57.0"]  # `locus-data annotate`'s teacher client (pinned: its error types are the contract)
+# `locus-train trl`: TRL's GRPOTrainer (pinned: its reward-function kwargs and log_metric are the contract)
+TRL = ["trl==1.16.0", "peft==0.21.2", "accelerate==1.15.0", "datasets", *EVAL]
+TEST = ["pytest", "hypothesis", "ruff", "datasets", "torch", *EVAL, *BASELINES, *TRL]
 
 setup(
     name="locus",
@@ -39,11 +42,19 @@ setup(
         "locus_eval": ["run_lmms_eval.sh"],
     },
     install_requires=CORE,
-    extras_require={"eval": EVAL, "vllm": ["vllm"], "lmms-eval": ["lmms-eval"], "test": TEST},
+    extras_require={
+        "eval": EVAL,
+        "vllm": ["vllm"],
+        "lmms-eval": ["lmms-eval==0.7.3"],
+        "baselines": BASELINES,
+        "trl": TRL,
+        "test": TEST,
+    },
     entry_points={
         "console_scripts": [
             "locus-data=locus_data.cli:main",
             "locus-eval=locus_eval.cli:main",
+            "locus-train=locus_train.cli:main",
         ],
         # locus-data subcommands that live in the packages above locus_data (see locus_data/cli.py)
         "locus_data.commands": [

@@ -52,3 +52,17 @@ def tiny_dataset(tmp_path):
 
     # a COCO-sized full image and a tiny 40x32 cue (above the 32-px side the data builder guarantees)
     return write_tiny_dataset(tmp_path / "data", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)])
+
+
+@pytest.fixture
+def without_easyr1(monkeypatch):
+    """Preflight as on a machine without EasyR1 (CI installs it, so there its absence is simulated)."""
+    import importlib.metadata
+
+    import locus_train.preflight
+
+    def missing(name: str):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    check = locus_train.preflight.check_easyr1
+    monkeypatch.setattr(locus_train.preflight, "check_easyr1", lambda: check(missing))

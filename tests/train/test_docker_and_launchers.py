@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from locus_train.preflight import PINNED_COMMIT
+from tests.testing_utils import require_no_easyr1
 
 from .conftest import RECIPES, REPO_ROOT
 
@@ -62,8 +63,9 @@ def test_every_recipe_has_a_launcher():
     assert sorted(p.stem for p in LAUNCHERS) == sorted(p.stem for p in RECIPES)
 
 
+@require_no_easyr1  # with EasyR1 installed: tests/train/easyr1/test_launch_path.py (every check passes)
 def test_launcher_dry_run_fails_loudly_without_easyr1(tmp_path):
-    # on this CPU machine EasyR1 is absent: non-zero exit, the fix in the message, the command still printed
+    # EasyR1 absent: non-zero exit, the fix in the message, the command still printed
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
     import os
     import sys

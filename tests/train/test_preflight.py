@@ -47,6 +47,14 @@ def plan_for(tmp_path, *argv, data_dir=None):
     return make_plan(args)
 
 
+def local_checkpoint(tmp_path):
+    """A folder the model check accepts as a checkpoint (the recipe's hub id is not in this machine's cache)."""
+    model = tmp_path / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text("{}")
+    return model
+
+
 def ok(checks, name):
     return next(check for check in checks if check.name == name).ok
 
@@ -69,6 +77,16 @@ def test_easyr1_at_the_pinned_commit_passes():
     assert check_easyr1(find(distribution)).ok is True
 
 
+def test_easyr1_from_the_vendored_archive_passes():
+    # CI installs ../shared/vendor/easyr1-b44b311.tar.gz: no git inside, pip records only the archive's sha256
+    digest = "424dee2aa3ed46243d1bdb4c78be05083675ce6f3c0f4458b24ad829d9a628f6"
+    archive = {"url": "file:///x/easyr1-b44b311.tar.gz", "archive_info": {"hashes": {"sha256": digest}}}
+    assert check_easyr1(find(FakeDistribution(archive))).ok is True
+    # another archive is not taken on trust: its commit cannot be told
+    archive["archive_info"] = {"hash": "sha256=" + "0" * 64}
+    assert check_easyr1(find(FakeDistribution(archive))).ok is False
+
+
 def test_easyr1_at_another_commit_fails():
     # an older EasyR1 lacks the vLLM encoder-cache leak fix and may reject our keys
     distribution = FakeDistribution(
@@ -84,10 +102,10 @@ def test_registry_verl_without_commit_fails():
     assert check.ok is False and "volcengine" in check.message
 
 
-def test_dry_run_with_a_built_dataset_passes_every_non_gpu_check(tmp_path):
+def test_dry_run_with_a_built_dataset_passes_every_non_gpu_check(tmp_path, without_easyr1):
     # a valid dataset and a fake `locus-data validate` that accepts it: only the EasyR1 install may fail
     data = write_tiny_dataset(tmp_path / "data", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)], rows=128)
-    plan = plan_for(tmp_path, data_dir=data)
+    plan = plan_for(tmp_path, "--model-path", str(local_checkpoint(tmp_path)), data_dir=data)
     checks, command = preflight(plan, validate=lambda d, n: subprocess.CompletedProcess([], 0, "ok", ""))
     assert [c.name for c in checks if c.ok is False] == ["EasyR1"]
     assert ok(checks, "config") and ok(checks, "files") and ok(checks, "dataset") and ok(checks, "reward")
@@ -181,7 +199,7 @@ def test_reward_check_catches_a_wrong_frame():
     assert check_reward(cfg).ok is False
 
 
-def test_main_dry_run_prints_the_command_and_fails_without_easyr1(tmp_path, capsys):
+def test_main_dry_run_prints_the_command_and_fails_without_easyr1(tmp_path, capsys, without_easyr1):
     # the launcher's exit status: 1 while any check fails, and the command is shown anyway
     code = main(["--recipe", RECIPE, "--data-dir", str(tmp_path / "data"), "--dry-run"])
     out = capsys.readouterr()
