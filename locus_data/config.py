@@ -9,10 +9,11 @@ typo such as ``tiny_ration=0.8`` cannot silently build the default mix.
 >>> load_config(None, ["tiny_ration=0.8"])
 Traceback (most recent call last):
 ...
-locus_data.errors.UserError: unknown data config key 'tiny_ration'
+locus_data.errors.UserError: unknown data config key 'tiny_ration'; did you mean 'tiny_ratio'?
 """
 
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -140,21 +141,22 @@ def check_config(cfg: DataConfig) -> None:
         bad(f"jpeg_quality must be in 1..100, got {cfg.jpeg_quality}")
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DataConfig:
-    """Defaults <- YAML file <- ``key=value`` overrides, checked; raises UserError naming the problem."""
+def load_structured(schema: type, path: str | Path | None, overrides: list[str] | tuple[str, ...], name: str) -> Any:
+    """``schema``'s defaults <- YAML file <- ``key=value`` overrides, as a ``schema`` object: the one way every LOCUS
+    config is loaded (this data config, ``locus-train trl``'s). Raises UserError naming the problem; ``name`` says
+    which config (``"data config"``), and an unknown key comes with the closest known one."""
     from omegaconf import OmegaConf  # here, not at the top: pool workers import this module and never need it
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-    schema = OmegaConf.structured(DataConfig)
-    layers: list[Any] = [schema]
+    layers: list[Any] = [OmegaConf.structured(schema)]
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise UserError(f"data config not found: {path}")
+            raise UserError(f"{name} not found: {path}")
         try:
             layers.append(OmegaConf.load(path))
         except Exception as err:  # yaml errors carry their own position information
-            raise UserError(f"data config {path} is not valid YAML: {err}") from None
+            raise UserError(f"{name} {path} is not valid YAML: {err}") from None
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise UserError(f"expected key=value, got {item!r}")
@@ -162,11 +164,41 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     try:
         merged = OmegaConf.merge(*layers)
     except ConfigKeyError as err:  # a key the dataclass does not have
-        raise UserError(f"unknown data config key {err.full_key or err.key!r}") from None
+        key = str(err.full_key or err.key)
+        raise UserError(f"unknown {name} key {key!r}{did_you_mean(key, field_paths(schema))}") from None
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or getattr(err, "key", None)
-        raise UserError(f"data config: bad value for {key!r}: {str(err).splitlines()[0]}") from None
-    cfg: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+        raise UserError(f"{name}: bad value for {key!r}: {str(err).splitlines()[0]}") from None
+    return OmegaConf.to_object(merged)
+
+
+def field_paths(schema: type, prefix: str = "") -> list[str]:
+    """Dotted names of every field of a (nested) config dataclass, sections included.
+
+    >>> field_paths(DataConfig)[:3]
+    ['num_train', 'num_val', 'seed']
+    """
+    paths = []
+    for f in fields(schema):
+        paths.append(f"{prefix}{f.name}")
+        if is_dataclass(f.type):
+            paths += field_paths(f.type, f"{prefix}{f.name}.")
+    return paths
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest candidate, or ``""``.
+
+    >>> did_you_mean("tiny_ration", field_paths(DataConfig))
+    "; did you mean 'tiny_ratio'?"
+    """
+    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DataConfig:
+    """Defaults <- YAML file <- ``key=value`` overrides, checked; raises UserError naming the problem."""
+    cfg: DataConfig = load_structured(DataConfig, path, overrides, "data config")
     check_config(cfg)
     return cfg
 

@@ -1,8 +1,9 @@
 """The TRL recipe: four sections, loaded as OmegaConf ``structured(TrainConfig)`` <- YAML <- ``key=value`` overrides.
 
 ``model``, ``data`` and ``reward`` are dataclasses below; ``grpo`` is passed through to ``trl.GRPOConfig`` under the
-names TRL gives its fields, and checked against them. Unknown keys anywhere fail at once with a "did you mean", as
-in :func:`locus_data.config.load_config`, so ``grpo.max_step=3`` cannot silently train for TRL's default length.
+names TRL gives its fields, and checked against them. Unknown keys anywhere fail at once with a "did you mean"
+(:func:`locus_data.config.load_structured`, the loader of every LOCUS config), so ``grpo.max_step=3`` cannot silently
+train for TRL's default length.
 Relative paths in a YAML file start at its project root (:func:`locus_train.recipe.recipe_root`, as in the EasyR1
 recipes); relative paths given as overrides start at the working directory.
 
@@ -14,15 +15,15 @@ torch-free: trl is imported only to read ``GRPOConfig``'s field names (:func:`gr
 >>> load_config(None, ["model.pth=/ckpt"])
 Traceback (most recent call last):
 ...
-locus_data.errors.UserError: unknown key 'model.pth' in the TRL config; did you mean 'model.path'?
+locus_data.errors.UserError: unknown TRL config key 'model.pth'; did you mean 'model.path'?
 """
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from locus_data.config import did_you_mean, load_structured
 from locus_data.errors import UserError
 from locus_reward.cue_search import compute_score
 from locus_train.recipe import DEFAULT_FORMAT_PROMPTS, recipe_root
@@ -121,33 +122,12 @@ def grpo_field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(GRPOConfig) if f.init]
 
 
-def _suggest(name: str, candidates: list[str]) -> str:
-    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else ""
-
-
-def _section_keys(prefix: str, cls: type) -> list[str]:
-    return [f"{prefix}.{f.name}" for f in dataclasses.fields(cls)]
-
-
-KNOWN_KEYS = [
-    "model",
-    "data",
-    "reward",
-    *_section_keys("model", ModelConfig),
-    *_section_keys("data", DataConfig),
-    *_section_keys("reward", RewardConfig),
-    "grpo",
-]
-
-
 def check_grpo_keys(grpo: dict[str, Any], fields: list[str] | None = None) -> None:
     """Raise UserError for a ``grpo`` key that is not a GRPOConfig field, with the closest field name."""
     fields = grpo_field_names() if fields is None else fields
     for key in grpo:
         if key not in fields:
-            match = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
-            hint = f"; did you mean 'grpo.{match[0]}'?" if match else " (see trl.GRPOConfig for the field names)"
+            hint = did_you_mean(key, fields).replace(" '", " 'grpo.") or " (see trl.GRPOConfig for the field names)"
             raise UserError(f"unknown key 'grpo.{key}': not a trl.GRPOConfig field{hint}")
 
 
@@ -184,35 +164,9 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     Checks what needs no model: key names (``grpo`` ones against the installed trl), value types and the reward
     options. :func:`locus_train.trl.train.check_run` checks files, data, processor and batch sizes.
     """
-    from omegaconf import OmegaConf  # like locus_data.config: only where a config is loaded
-    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
-
-    layers: list[Any] = [OmegaConf.structured(TrainConfig)]
-    base = None
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"TRL config not found: {path}")
-        try:
-            layers.append(OmegaConf.load(path))
-        except Exception as err:  # yaml errors carry their own position information
-            raise UserError(f"TRL config {path} is not valid YAML: {err}") from None
-        base = recipe_root(path)
-    overridden = set()
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise UserError(f"expected key=value, got {item!r}")
-        overridden.add(item.split("=", 1)[0])
-        layers.append(OmegaConf.from_dotlist([item]))
-    try:
-        merged = OmegaConf.merge(*layers)
-    except ConfigKeyError as err:  # a key the dataclasses do not have
-        key = str(err.full_key or err.key)
-        raise UserError(f"unknown key {key!r} in the TRL config{_suggest(key, KNOWN_KEYS)}") from None
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or getattr(err, "key", None)
-        raise UserError(f"TRL config: bad value for {key!r}: {str(err).splitlines()[0]}") from None
-    cfg: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    cfg: TrainConfig = load_structured(TrainConfig, path, overrides, "TRL config")
+    base = recipe_root(path) if path is not None else None
+    overridden = {item.split("=", 1)[0] for item in overrides}
     cfg.grpo = dict(cfg.grpo)
     check_grpo_keys(cfg.grpo)
     check_reward(cfg.reward)
