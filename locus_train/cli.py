@@ -12,12 +12,13 @@ COMMANDS = {"trl": "GRPO with TRL's GRPOTrainer: one GPU with LoRA, one node, or
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+    if not argv or argv[0] not in COMMANDS:
+        asked = argv[:1] in (["-h"], ["--help"])
         listing = "\n".join(f"  {name:<6}{help}" for name, help in COMMANDS.items())
-        print(
-            f"usage: locus-train COMMAND [args ...]\n\ncommands:\n{listing}", file=sys.stderr if argv else sys.stdout
-        )
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+        # help asked for goes to stdout with status 0; a missing or unknown command is a usage error
+        usage = f"usage: locus-train COMMAND [args ...]\n\ncommands:\n{listing}"
+        print(usage, file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
     from locus_train.trl.train import main as trl_main  # the only command so far
 
     return trl_main(argv[1:])
