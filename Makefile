@@ -33,11 +33,8 @@ demo: $(VENV)/.core
 	$(BIN)/locus-data preview $(DEMO)/locus_cue --n 12
 	@echo "demo done: $(DEMO)/locus_cue/{train,val}.parquet, stats.md, preview.png"
 
-# GRPO on a laptop: `locus-train trl` runs a tiny random Qwen2.5-VL on the demo data for about a minute (TRL's
-# GRPOTrainer, the LOCUS reward, eval on the val split), then plots its reward/IoU curves. A random model writes no
-# parsable box, so the curves sit at 0: it shows the loop, not learning (tests/train/trl/test_learning.py does that).
 # GRPO visibly learning on a laptop: tiny model, random-label SFT warm start, then `locus-train trl` with the LOCUS
-# reward on a quadrant-bias variant (~2 minutes on 2 cores); one torch thread is faster for a model this small
+# reward on a quadrant-bias variant (~90 s on 2 cores, measured); one torch thread is faster for so small a model
 demo-train: $(VENV)/.test
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m locus_train.trl.demo \
 		--config config/trl/locus_tiny_cpu_demo.yaml --out $(DEMO)/trl

@@ -46,8 +46,8 @@ def measure(variant: str, checkpoint: Path, width: int, height: int, device: str
     from transformers import AutoModelForImageTextToText
 
     from locus_eval import aib
-    from locus_eval.backends import chat_prompt
     from locus_train.processor import load_processor
+    from locus_train.prompting import chat_prompt
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     processor = load_processor(checkpoint)

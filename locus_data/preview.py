@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from locus_data.errors import UserError
 from locus_data.images import open_image
 from locus_data.rows import open_parquet, unreadable
+from locus_data.schema import ANSWER, IMAGES
 from locus_reward.ground_truth import loads
 
 
@@ -28,8 +29,8 @@ def _open(entry) -> Image.Image:
 
 def _tile(row: dict, index: int) -> Image.Image:
     tile = Image.new("RGB", (FULL_W + CUE_BOX + 3 * PAD, FULL_H + CAPTION_H + 2 * PAD), (245, 245, 245))
-    full, cue = _open(row["images"][0]), _open(row["images"][1])
-    gt = loads(row["answer"])
+    full, cue = _open(row[IMAGES][0]), _open(row[IMAGES][1])
+    gt = loads(row[ANSWER])
     scale = min(FULL_W / full.width, FULL_H / full.height)
     shown = full.resize((round(full.width * scale), round(full.height * scale)), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(shown)

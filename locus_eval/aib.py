@@ -32,14 +32,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from locus_eval import plots
-from locus_eval.backends import chat_prompt, processor_pixel_limits
 from locus_eval.benchmarks import load_vstar, mcq_prompt
 from locus_eval.cue_search import load_examples
 from locus_reward import frames
 from locus_reward.ground_truth import loads
 from locus_train.images import process_image
-from locus_train.processor import load_processor
-from locus_train.prompting import load_format_prompt
+from locus_train.processor import load_processor, pixel_limits
+from locus_train.prompting import chat_prompt, load_format_prompt
 
 
 ANSWER_TAG = "<answer>"
@@ -303,7 +302,7 @@ class AttentionProbe:
         maps = layer_rows_to_maps(rows, start, end, t, grid_rows, cols)
 
         width, height = _original_size(item.images[0])  # GT boxes are in pixels of the file, before any resize
-        proc_min, proc_max = processor_pixel_limits(self.processor)
+        proc_min, proc_max = pixel_limits(self.processor)
         seen_w, seen_h = frames.seen_size(
             width, height, self.coord_frame, self.min_pixels, self.max_pixels, proc_min, proc_max
         )

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from locus_train.processor import load_processor
-from locus_train.prompting import build_messages, render_prompt
 from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
 
@@ -58,26 +57,6 @@ class Backend(Protocol):
     processor: Any
 
     def generate(self, requests: list[Request], max_new_tokens: int) -> list[Generation]: ...
-
-
-def chat_prompt(processor: Any, problem: str, format_prompt: str | None = None) -> str:
-    """The text EasyR1 feeds the model for a dataset ``problem`` (format prompt, ``<image>`` split, chat template)."""
-    messages = build_messages(render_prompt(problem, format_prompt))
-    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-
-
-def think_prefilled(prompt: str) -> bool:
-    """True when the chat template opens the think block itself (Qwen3-VL-Thinking), so responses start inside it."""
-    return prompt.rstrip().endswith("<think>")
-
-
-def processor_pixel_limits(processor: Any) -> tuple[int | None, int | None]:
-    """The image processor's own ``(min_pixels, max_pixels)``; the scorer needs them to rebuild the seen frame."""
-    image_processor = processor.image_processor
-    size = getattr(image_processor, "size", None) or {}
-    low = size.get("shortest_edge", getattr(image_processor, "min_pixels", None))
-    high = size.get("longest_edge", getattr(image_processor, "max_pixels", None))
-    return low, high
 
 
 class HFBackend:

@@ -43,14 +43,15 @@ import pyarrow.parquet as pq
 from locus_data.errors import UserError
 from locus_data.images import open_image
 from locus_eval import backends
-from locus_eval.backends import GenerationConfig, Request, chat_prompt, processor_pixel_limits
+from locus_eval.backends import GenerationConfig, Request
 from locus_eval.metrics import mcq_metrics, mcq_table, percent, save_report
 from locus_eval.predictions import run_manifest
 from locus_eval.runner import generate_missing
 from locus_reward import boxes, frames
 from locus_reward.parsing import parse_box, parse_response
 from locus_train.images import process_image
-from locus_train.processor import load_processor
+from locus_train.processor import load_processor, pixel_limits
+from locus_train.prompting import chat_prompt
 
 
 LETTERS = "ABCDEFGH"
@@ -561,7 +562,7 @@ def run(
             file=sys.stderr,
         )
     processor = load_processor(model)
-    proc_min, proc_max = processor_pixel_limits(processor)
+    proc_min, proc_max = pixel_limits(processor)
     settings = run_manifest(f"bench-{benchmark}", model, data, backend, generation, seed=seed)
     grounding = benchmark == "refcoco"
 

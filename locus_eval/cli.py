@@ -6,6 +6,7 @@ Every subcommand imports its heavy dependencies (torch, transformers, vllm, matp
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -194,8 +195,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_lmms_eval(args: argparse.Namespace) -> None:
-    import shlex
-
     from locus_eval import lmms
 
     config = lmms.LmmsEvalConfig(

@@ -13,16 +13,16 @@ import pyarrow.parquet as pq
 
 from locus_data.schema import ANSWER, EASYR1_COLUMNS, IMAGES, PROBLEM
 from locus_eval import backends
-from locus_eval.backends import GenerationConfig, Request, chat_prompt, processor_pixel_limits
-from locus_eval.backends import think_prefilled as prefilled
+from locus_eval.backends import GenerationConfig, Request
 from locus_eval.metrics import box_metrics, save_report, table10
 from locus_eval.predictions import run_manifest
 from locus_eval.runner import generate_missing
 from locus_reward.cue_search import score_response
 from locus_reward.ground_truth import loads as load_ground_truth
 from locus_train.images import process_image
-from locus_train.processor import load_processor
-from locus_train.prompting import load_format_prompt
+from locus_train.processor import load_processor, pixel_limits
+from locus_train.prompting import chat_prompt, load_format_prompt
+from locus_train.prompting import think_prefilled as prefilled
 
 
 @dataclass
@@ -160,7 +160,7 @@ def run(
     format_prompt = load_format_prompt(format_prompt_path)
     processor = load_processor(model)  # cheap, and fixes the prompt and frame before any model is loaded
     probe = chat_prompt(processor, examples[0].problem if examples else "", format_prompt)
-    proc_min, proc_max = processor_pixel_limits(processor)
+    proc_min, proc_max = pixel_limits(processor)
     settings = run_manifest(
         "cue-search",
         model,

@@ -40,7 +40,7 @@ TASK_GROUPS = {"perception": PERCEPTION_TASKS, "reasoning": REASONING_TASKS}
 
 
 @dataclass(frozen=True)
-class Backbone:
+class LmmsBackbone:
     """How lmms-eval must run one backbone family."""
 
     model: str
@@ -52,13 +52,13 @@ class Backbone:
 
 
 # keys are the recipe names (config/locus_<backbone>.yaml)
-BACKBONES = {
+LMMS_BACKBONES = {
     # Qwen2.5-VL-7B-Instruct does not think; a LOCUS checkpoint may write <think> (stripped by the reasoning tags)
-    "qwen2_5_vl_7b": Backbone("qwen2_5_vl", thinking=False),
+    "qwen2_5_vl_7b": LmmsBackbone("qwen2_5_vl", thinking=False),
     # Qwen3-VL-4B-Thinking: its template pre-opens <think>; lmms-eval's qwen3_vl strips up to </think> when told
-    "qwen3_vl_4b": Backbone("qwen3_vl", thinking=True, model_args={"enable_thinking": "True"}),
+    "qwen3_vl_4b": LmmsBackbone("qwen3_vl", thinking=True, model_args={"enable_thinking": "True"}),
     # MiMo-VL-7B-RL opens its own <think> (its template does not) and reasons at length
-    "mimo_vl_7b": Backbone("qwen2_5_vl", thinking=True),
+    "mimo_vl_7b": LmmsBackbone("qwen2_5_vl", thinking=True),
 }
 
 
@@ -69,7 +69,7 @@ class LmmsEvalConfig:
     checkpoint: str
     """merged checkpoint directory (HF format)"""
     backbone: str
-    """key of :data:`BACKBONES`"""
+    """key of :data:`LMMS_BACKBONES`"""
     out: Path
     """output directory (lmms-eval's ``--output_path``; command.json / command.sh land here)"""
     tasks: tuple[str, ...] = PERCEPTION_TASKS + REASONING_TASKS
@@ -84,11 +84,11 @@ class LmmsEvalConfig:
     """interpreter of the environment where lmms-eval is installed"""
 
 
-def backbone(name: str) -> Backbone:
+def backbone(name: str) -> LmmsBackbone:
     """The settings of a backbone by recipe name; a one-line error lists the known ones."""
-    if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
-    return BACKBONES[name]
+    if name not in LMMS_BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(LMMS_BACKBONES)}")
+    return LMMS_BACKBONES[name]
 
 
 def task_groups(tasks: tuple[str, ...]) -> list[tuple[str, ...]]:

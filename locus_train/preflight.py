@@ -351,6 +351,11 @@ def check_prompt_lengths(cfg: dict[str, Any], plan: Plan) -> Check:
         )
         if report.get(key) != now
     ]
+    # a split rebuilt in place keeps its path: its row count tells the old report apart
+    for split, path in (("train", data["train_files"]), ("val", data["val_files"])):
+        measured = report.get("splits", {}).get(split, {}).get("rows")
+        if measured is not None and Path(path).is_file() and measured != pq.ParquetFile(path).metadata.num_rows:
+            stale.append(f"{split} rows")
     if stale:
         return Check(
             "prompt lengths",
@@ -588,10 +593,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ablation", default=env("LOCUS_ABLATION"), help="overlay YAML(s), comma-separated [$LOCUS_ABLATION]"
     )
-    parser.add_argument("--nnodes", type=int, default=int(env("NNODES", "1")), help="nodes [$NNODES]")
-    parser.add_argument(
-        "--n-gpus-per-node", type=int, default=int(env("N_GPUS_PER_NODE", "8")), help="[$N_GPUS_PER_NODE]"
-    )
+    # string defaults: argparse applies type=int to them, so NNODES=two is a usage error, not a traceback
+    parser.add_argument("--nnodes", type=int, default=env("NNODES", "1"), help="nodes [$NNODES]")
+    parser.add_argument("--n-gpus-per-node", type=int, default=env("N_GPUS_PER_NODE", "8"), help="[$N_GPUS_PER_NODE]")
     parser.add_argument("--dry-run", action="store_true", help="no GPU checks, no building, no launch")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="EasyR1 overrides, passed through")
     return parser.parse_args(argv)

@@ -130,3 +130,32 @@ def load_processor(path: str | Path, **kwargs: Any):
     if stock is None:
         raise ValueError(f"{path} declares processor_class={declared!r}; LOCUS needs a Qwen-VL processor")
     return image_only(getattr(transformers, stock)).from_pretrained(path, **kwargs)
+
+
+def pixel_limits(processor: Any) -> tuple[int, int]:
+    """``(min_pixels, max_pixels)`` the image processor's ``smart_resize`` really uses: the one reading of them.
+
+    transformers 4.57 (slow and fast ``Qwen2VLImageProcessor``) resizes with the ``min_pixels``/``max_pixels``
+    attributes when both are set, else with ``size``; ``from_pretrained(max_pixels=...)`` updates only the
+    attributes, so ``size`` can be stale.
+    """
+    image_processor = processor.image_processor
+    low, high = getattr(image_processor, "min_pixels", None), getattr(image_processor, "max_pixels", None)
+    if low is None or high is None:
+        size = image_processor.size
+        low, high = size["shortest_edge"], size["longest_edge"]
+    return int(low), int(high)
+
+
+def set_pixel_limits(processor: Any, min_pixels: int | None, max_pixels: int | None) -> tuple[int, int]:
+    """Give the processor these limits (None keeps its own) in both places it may read them; returns the limits."""
+    own_low, own_high = pixel_limits(processor)
+    low, high = min_pixels or own_low, max_pixels or own_high
+    image_processor = processor.image_processor
+    image_processor.min_pixels, image_processor.max_pixels = low, high
+    image_processor.size = {
+        **(getattr(image_processor, "size", None) or {}),
+        "shortest_edge": low,
+        "longest_edge": high,
+    }
+    return low, high

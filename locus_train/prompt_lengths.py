@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import statistics
 import sys
 from collections.abc import Iterator
@@ -50,8 +51,8 @@ from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_reward.frames import easyr1_resize, smart_resize
 from locus_reward.ground_truth import loads
 from locus_train.images import process_image
-from locus_train.processor import ModelNotFound, load_processor, resolve_model
-from locus_train.prompting import build_messages, load_format_prompt, render_prompt
+from locus_train.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
+from locus_train.prompting import chat_prompt, load_format_prompt
 from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe, resolve
 
 
@@ -68,8 +69,7 @@ def prompt_length(
     max_pixels: int | None,
 ) -> int:
     """Tokens EasyR1 feeds the model for one row (the number its overlong filter compares with the budget)."""
-    messages = build_messages(render_prompt(problem, format_prompt))
-    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    prompt = chat_prompt(processor, problem, format_prompt)
     pixels = [process_image(image, min_pixels, max_pixels) for image in images] or None
     inputs = processor(pixels, [prompt], add_special_tokens=False, return_tensors="np")
     return int(inputs["input_ids"].shape[-1])
@@ -101,14 +101,8 @@ class ImageGeometry:
         image_processor = processor.image_processor
         if not getattr(image_processor, "do_resize", True):
             raise UserError(f"{type(image_processor).__name__} has do_resize off; use --exact-processor")
-        # transformers 4.57 (slow and fast Qwen2VLImageProcessor) resizes with the min_pixels/max_pixels attributes
-        # when both are set, else with size; from_pretrained(max_pixels=...) updates only the attributes
-        min_pixels = getattr(image_processor, "min_pixels", None)
-        max_pixels = getattr(image_processor, "max_pixels", None)
-        if min_pixels is None or max_pixels is None:
-            size = image_processor.size
-            min_pixels, max_pixels = size["shortest_edge"], size["longest_edge"]
-        return cls(int(image_processor.patch_size), int(image_processor.merge_size), int(min_pixels), int(max_pixels))
+        min_pixels, max_pixels = pixel_limits(processor)
+        return cls(int(image_processor.patch_size), int(image_processor.merge_size), min_pixels, max_pixels)
 
     def tokens(self, width: int, height: int, min_pixels: int | None, max_pixels: int | None) -> int:
         """Image-pad tokens of a stored ``width x height`` image: EasyR1's resize, then the processor's."""
@@ -132,12 +126,7 @@ class PromptCounter:
         """``(text tokens without the image pads, images)`` per problem; each distinct text is tokenized once."""
         new = list(dict.fromkeys(p for p in problems if p not in self._text))
         if new:
-            prompts = [
-                self.processor.apply_chat_template(
-                    build_messages(render_prompt(p, self.format_prompt)), add_generation_prompt=True, tokenize=False
-                )
-                for p in new
-            ]
+            prompts = [chat_prompt(self.processor, p, self.format_prompt) for p in new]
             ids = self.processor.tokenizer(prompts, add_special_tokens=False)["input_ids"]
             for problem, prompt, tokens in zip(new, prompts, ids):
                 images = prompt.count(self.image_token)
@@ -290,7 +279,8 @@ def write_filtered(src: Path, dst: Path, keep: list[bool]) -> int:
     row_group_size = max(1, parquet.metadata.row_group(0).num_rows) if parquet.metadata.num_row_groups else 128
     dst.parent.mkdir(parents=True, exist_ok=True)
     start = kept = 0
-    with pq.ParquetWriter(dst, parquet.schema_arrow) as writer:
+    tmp = dst.with_name(f".{dst.name}.tmp")  # renamed into place once complete: a file at dst is always whole
+    with pq.ParquetWriter(tmp, parquet.schema_arrow) as writer:
         for batch in parquet.iter_batches(batch_size=row_group_size):
             mask = pa.array(keep[start : start + batch.num_rows])
             start += batch.num_rows
@@ -298,6 +288,7 @@ def write_filtered(src: Path, dst: Path, keep: list[bool]) -> int:
             kept += part.num_rows
             if part.num_rows:
                 writer.write_batch(part, row_group_size=row_group_size)
+    os.replace(tmp, dst)
     return kept
 
 
@@ -364,6 +355,17 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"measure-prompts: error: missing {', '.join(missing)}", file=sys.stderr)
         return 2
+    if args.write_filtered is not None:
+        if args.limit is not None:  # known before anything is measured
+            print("measure-prompts: error: --write-filtered needs every row measured (no --limit)", file=sys.stderr)
+            return 2
+        if args.write_filtered.resolve() == args.dataset.resolve():
+            print(
+                f"measure-prompts: error: --write-filtered {args.write_filtered} is the dataset itself; give another "
+                "folder (the filtered copy must not overwrite the files it is read from)",
+                file=sys.stderr,
+            )
+            return 2
     try:
         processor = load_processor(resolve_model(args.model, download=True))
     except (ModelNotFound, ValueError) as err:  # ValueError: a checkpoint without a Qwen-VL processor
@@ -407,11 +409,6 @@ def run(args: argparse.Namespace) -> int:
             f"p99 {summary['p99']} / max {summary['max']}; {summary['overlong']} over {args.max_prompt_length}"
         )
         if args.write_filtered is not None:
-            if args.limit is not None:
-                print(
-                    "measure-prompts: error: --write-filtered needs every row measured (no --limit)", file=sys.stderr
-                )
-                return 2
             keep = [n <= args.max_prompt_length for n in lengths]
             kept = write_filtered(path, args.write_filtered / path.name, keep)
             report["filtered"] = str(args.write_filtered.resolve())

@@ -13,6 +13,7 @@ and the evaluator all call these functions, so a model reads the same text which
 """
 
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Template
 
@@ -46,3 +47,18 @@ def build_messages(prompt: str) -> list[dict]:
         if piece:
             content.append({"type": "text", "text": piece})
     return [{"role": "user", "content": content}]
+
+
+def chat_prompt(processor: Any, problem: str, format_prompt: str | None = None) -> str:
+    """The text EasyR1 feeds the model for a dataset ``problem``: format prompt, ``<image>`` split, chat template."""
+    messages = build_messages(render_prompt(problem, format_prompt))
+    return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def think_prefilled(prompt: str) -> bool:
+    """True when the chat template opens the think block itself (Qwen3-VL-Thinking), so responses start inside it.
+
+    >>> think_prefilled("<|im_start|>assistant\\n<think>\\n"), think_prefilled("<|im_start|>assistant\\n")
+    (True, False)
+    """
+    return prompt.rstrip().endswith("<think>")

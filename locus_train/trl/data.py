@@ -16,9 +16,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from locus_data.images import open_image
 from locus_data.problems import IMAGE_MARKER
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
+from locus_train.images import process_image
 from locus_train.prompting import build_messages, render_prompt
 
 
@@ -33,14 +33,9 @@ def to_trl_row(problem: str, images: list[Any], answer: str, format_prompt: str 
     >>> [(image.mode, image.size) for image in row["images"]]
     [('RGB', (64, 48)), ('RGB', (32, 32))]
     """
-    opened = [_rgb(image) for image in images]
+    # EasyR1's opening and RGB conversion, without its pre-resize: under TRL only the processor resizes
+    opened = [process_image(image, None, None) for image in images]
     return {"prompt": build_messages(render_prompt(problem, format_prompt)), "images": opened, "answer": answer}
-
-
-def _rgb(entry: Any):
-    image = open_image(entry)
-    image.load()
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _transform(format_prompt: str | None):

@@ -30,8 +30,11 @@ from locus_data.errors import UserError
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_reward.frames import to_model
 from locus_reward.parsing import format_answer
+from locus_train.processor import load_processor, pixel_limits
 from locus_train.tiny_model import save_checkpoint
 from locus_train.trl.config import load_config
+from locus_train.trl.data import to_trl_row
+from locus_train.trl.rewards import cue_search_reward
 from locus_train.trl.train import run
 
 
@@ -94,9 +97,6 @@ def sft_warm_start(
     import datasets  # heavy (torch, trl): only when the demo trains
     from trl import SFTConfig, SFTTrainer
 
-    from locus_train.processor import load_processor
-    from locus_train.trl.data import to_trl_row
-
     rng = random.Random(seed)
     split = write_quadrant_split(out / "sft.parquet", rows, seed + 1000)
     examples = []
@@ -133,25 +133,15 @@ def sft_warm_start(
     return out / "warm"
 
 
-def greedy_iou(
-    checkpoint: Path, split: Path, coord_frame: str, think_prefilled: bool, adapter: Path | None = None, rows: int = 32
-) -> float:
+def greedy_iou(checkpoint: Path, split: Path, coord_frame: str, think_prefilled: bool, rows: int = 32) -> float:
     """Mean IoU of greedy answers on the first ``rows`` of a split, scored by the LOCUS reward in the TRL frame."""
     import torch  # heavy: only when the demo evaluates a model
     import transformers
 
-    from locus_train.processor import load_processor
-    from locus_train.trl.data import to_trl_row
-    from locus_train.trl.rewards import cue_search_reward, processor_pixel_limits
-
     processor = load_processor(checkpoint)
     model = transformers.AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32)
-    if adapter is not None:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter)
     model.eval()
-    low, high = processor_pixel_limits(processor)
+    low, high = pixel_limits(processor)
     ious: list[float] = []
     table = pq.read_table(split).slice(0, rows).to_pylist()
     for start in range(0, len(table), 16):
@@ -234,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         "--config", type=Path, required=True, help="the CPU demo recipe, config/trl/locus_tiny_cpu_demo.yaml"
     )
     parser.add_argument("--out", type=Path, required=True, help="work directory (data, checkpoints, grpo/ run)")
-    parser.add_argument("--steps", type=int, default=40, help="GRPO steps (default 40, about a minute on 2 cores)")
+    parser.add_argument(
+        "--steps", type=int, default=40, help="GRPO steps (default 40; the demo takes ~90 s on 2 cores)"
+    )
     args = parser.parse_args(argv)
     try:
         summary = run_demo(args.config, args.out, args.steps)

@@ -15,6 +15,7 @@ from functools import partial, update_wrapper
 from typing import Any
 
 from locus_reward.cue_search import compute_score
+from locus_train.processor import pixel_limits
 
 
 METRIC_PREFIX = "cue_search"
@@ -96,35 +97,8 @@ _REWARD_OPTIONS = (
 )
 
 
-def processor_pixel_limits(processor: Any) -> tuple[int, int]:
-    """``(min_pixels, max_pixels)`` the processor's ``smart_resize`` uses.
-
-    transformers 4.57's ``Qwen2VLImageProcessor.preprocess`` reads the ``min_pixels``/``max_pixels`` attributes (a
-    processor loaded with ``min_pixels=...`` sets those but leaves ``size`` stale); ``size`` is the fallback.
-    """
-    image_processor = processor.image_processor
-    size = getattr(image_processor, "size", None) or {}
-    low = getattr(image_processor, "min_pixels", None) or size.get("shortest_edge")
-    high = getattr(image_processor, "max_pixels", None) or size.get("longest_edge")
-    return int(low), int(high)
-
-
-def set_pixel_limits(processor: Any, min_pixels: int | None, max_pixels: int | None) -> tuple[int, int]:
-    """Give the processor these limits (None keeps its own) in both places it may read them; returns the limits."""
-    own_low, own_high = processor_pixel_limits(processor)
-    low, high = min_pixels or own_low, max_pixels or own_high
-    image_processor = processor.image_processor
-    image_processor.min_pixels, image_processor.max_pixels = low, high
-    image_processor.size = {
-        **(getattr(image_processor, "size", None) or {}),
-        "shortest_edge": low,
-        "longest_edge": high,
-    }
-    return low, high
-
-
 def make_reward_func(options: dict[str, Any], processor: Any) -> Callable[..., list[float]]:
     """:func:`cue_search_reward` bound to the reward options and the processor's frame (named for TRL's logs)."""
-    low, high = processor_pixel_limits(processor)
+    low, high = pixel_limits(processor)
     bound = partial(cue_search_reward, processor_min_pixels=low, processor_max_pixels=high, **options)
     return update_wrapper(bound, cue_search_reward)

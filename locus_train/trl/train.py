@@ -22,10 +22,11 @@ from typing import Any
 from locus_data.config import SPLITS
 from locus_data.errors import UserError
 from locus_reward.frames import BACKBONES
-from locus_train.prompting import load_format_prompt
+from locus_train.processor import set_pixel_limits
+from locus_train.prompting import chat_prompt, load_format_prompt, think_prefilled
 from locus_train.trl.config import TrainConfig, load_config, to_yaml
 from locus_train.trl.data import count_images, load_split
-from locus_train.trl.rewards import make_reward_func, set_pixel_limits
+from locus_train.trl.rewards import make_reward_func
 
 
 CONFIG_NAME = "locus_trl_config.yaml"
@@ -227,10 +228,7 @@ def check_processor(processor: Any, model_dir: Path, cfg: TrainConfig) -> None:
             f"{model_dir} uses {factor} (patch {image_processor.patch_size} x merge {image_processor.merge_size}); "
             f"set reward.coord_frame={fits[0] if fits else 'original'}"
         )
-    probe = [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
-    opened = (
-        processor.apply_chat_template(probe, add_generation_prompt=True, tokenize=False).rstrip().endswith("<think>")
-    )
+    opened = think_prefilled(chat_prompt(processor, "x"))
     if opened != cfg.reward.think_prefilled:
         says = "opens <think> itself" if opened else "does not open <think>"
         raise UserError(
@@ -264,6 +262,13 @@ def check_run(cfg: TrainConfig) -> Prepared:
         processor = load_processor(model_dir)
     except (ValueError, OSError) as err:
         raise UserError(f"{err}; point model.path at a Qwen2.5-VL, Qwen3-VL or MiMo-VL checkpoint") from None
+    if grpo_args.use_vllm and (cfg.data.min_pixels is not None or cfg.data.max_pixels is not None):
+        # TRL starts vLLM from the checkpoint alone, so vLLM would resize with the checkpoint's limits while the
+        # log-probs and the reward used these: the frame would silently differ between rollout and update
+        raise UserError(
+            "data.min_pixels/data.max_pixels cannot be applied to TRL's vLLM rollouts; set both to null (the "
+            "checkpoint's own limits) or write them into the checkpoint's preprocessor_config.json, or use_vllm=false"
+        )
     low, high = set_pixel_limits(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     if low > high:
         raise UserError(f"data.min_pixels {low} is above data.max_pixels {high}; fix one of them")
@@ -293,14 +298,16 @@ def build_trainer(prepared: Prepared):
             task_type="CAUSAL_LM",
         )
     args = prepared.grpo_args
-    if not args.use_vllm:
-        # TRL suppresses only the image token; a sampled vision start/end or video token breaks the next forward
-        # pass (Qwen3-VL's get_rope_index reads the token after each vision start: IndexError at a completion's end)
-        kwargs = dict(args.generation_kwargs or {})
-        kwargs["suppress_tokens"] = sorted(
-            set(kwargs.get("suppress_tokens") or []) | vision_token_ids(prepared.processor)
-        )
-        args.generation_kwargs = kwargs
+    # TRL suppresses only the image token; a sampled vision start/end or video token breaks the next forward pass
+    # (Qwen-VL's get_rope_index reads the token after each vision start: IndexError at a completion's end)
+    kwargs = dict(args.generation_kwargs or {})
+    vision = vision_token_ids(prepared.processor)
+    if args.use_vllm:
+        # vLLM's SamplingParams take a logit bias, as EasyR1 gives its rollouts (untested here: no vLLM on CPU)
+        kwargs["logit_bias"] = {**(kwargs.get("logit_bias") or {}), **dict.fromkeys(sorted(vision), -100.0)}
+    else:
+        kwargs["suppress_tokens"] = sorted(set(kwargs.get("suppress_tokens") or []) | vision)
+    args.generation_kwargs = kwargs
     return GRPOTrainer(
         model=prepared.model_path,
         reward_funcs=[make_reward_func(asdict(cfg.reward), prepared.processor)],

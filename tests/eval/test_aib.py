@@ -87,7 +87,7 @@ def test_answer_row_probe_equals_eager_output_attentions_per_layer(tiny_checkpoi
     import torch
 
     from locus_eval import aib
-    from locus_eval.backends import chat_prompt
+    from locus_train.prompting import chat_prompt
 
     from .eval_helpers import scene
 

@@ -89,7 +89,7 @@ def _init_parameters(path: Path, class_name: str) -> set[str]:
 
 
 @require_lmms_eval
-@pytest.mark.parametrize("backbone", list(lmms.BACKBONES))
+@pytest.mark.parametrize("backbone", list(lmms.LMMS_BACKBONES))
 def test_commands_parse_with_lmms_evals_own_parser(tmp_path, monkeypatch, backbone):
     # the flags, the gen_kwargs string, the reasoning tags and the model args, checked against lmms-eval itself
     from lmms_eval.__main__ import parse_eval_args
@@ -102,7 +102,7 @@ def test_commands_parse_with_lmms_evals_own_parser(tmp_path, monkeypatch, backbo
     for argv in lmms.commands(config):
         monkeypatch.setattr(sys, "argv", ["lmms_eval", *argv[3:]])
         _, args = parse_eval_args()
-        assert args.model == lmms.BACKBONES[backbone].model and args.output_path == str(tmp_path)
+        assert args.model == lmms.LMMS_BACKBONES[backbone].model and args.output_path == str(tmp_path)
         assert simple_parse_args_string(args.gen_kwargs) == {"max_new_tokens": 8192, "temperature": 0}
         tags = parse_reasoning_tags_config(cli_value=args.reasoning_tags)
         # a closed think block, and a template that pre-opened <think>: both leave only the answer

@@ -105,3 +105,20 @@ def test_without_budget_or_recipe_is_an_error(tiny_qwen2_5_vl, tmp_path, capsys)
     add_arguments(parser)
     assert run(parser.parse_args([str(dataset), "--model", str(tiny_qwen2_5_vl)])) == 2
     assert "--max-prompt-length or --recipe" in capsys.readouterr().err
+
+
+def test_filtered_copy_into_the_dataset_itself_is_refused(tiny_qwen2_5_vl, tmp_path, capsys):
+    # writing train.parquet over the file being read would truncate it mid-read: refused before anything runs
+    dataset = write_tiny_dataset(tmp_path / "data", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)], rows=2)
+    before = (dataset / "train.parquet").read_bytes()
+    assert run(args_for(dataset, tiny_qwen2_5_vl, tmp_path, write_filtered=dataset)) == 2
+    assert "is the dataset itself" in capsys.readouterr().err
+    assert (dataset / "train.parquet").read_bytes() == before
+
+
+def test_filtered_copy_with_a_limit_fails_before_measuring(tmp_path, capsys):
+    # a partial measurement cannot decide which rows to keep; said at once (the model is not even looked up)
+    dataset = write_tiny_dataset(tmp_path / "data", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)], rows=2)
+    args = args_for(dataset, tmp_path / "no-model", tmp_path, write_filtered=tmp_path / "out", limit=1)
+    assert run(args) == 2
+    assert "needs every row measured" in capsys.readouterr().err

@@ -103,3 +103,10 @@ def test_missing_validation_split(weightless, cue_data, tmp_path, capsys):
     # eval_steps with nothing to evaluate would crash at the first evaluation, hours in
     (cue_data / "val.parquet").unlink()
     fails(capsys, demo_overrides(weightless, cue_data, tmp_path), "no validation split")
+
+
+def test_pixel_limits_with_vllm_rollouts(weightless, cue_data, tmp_path, capsys):
+    # TRL starts vLLM from the checkpoint alone: limits set here would reach the update and the reward but not the
+    # rollouts, so the boxes would be scored in another frame than the one the model saw
+    overrides = demo_overrides(weightless, cue_data, tmp_path, "grpo.use_vllm=true", "data.max_pixels=200704")
+    fails(capsys, overrides, "data.min_pixels/data.max_pixels", "use_vllm=false")

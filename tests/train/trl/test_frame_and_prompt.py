@@ -8,11 +8,11 @@ from PIL import Image
 from locus_data.problems import CUE_SEARCH_PROBLEM
 from locus_reward.frames import seen_size, to_model
 from locus_reward.parsing import format_answer
-from locus_train.processor import load_processor
+from locus_train.processor import load_processor, pixel_limits, set_pixel_limits
 from locus_train.prompting import build_messages, load_format_prompt, render_prompt
 from locus_train.recipe import DEFAULT_FORMAT_PROMPTS
 from locus_train.trl.data import load_split
-from locus_train.trl.rewards import cue_search_reward, processor_pixel_limits, set_pixel_limits
+from locus_train.trl.rewards import cue_search_reward
 
 from ..conftest import write_tiny_dataset
 
@@ -27,7 +27,7 @@ def test_reward_frame_is_the_processor_frame(tiny_checkpoint, limits):
     processor = load_processor(path)
     # what check_run does with data.min_pixels / data.max_pixels (null keeps the processor's own)
     low, high = set_pixel_limits(processor, limits.get("min_pixels"), limits.get("max_pixels"))
-    assert (low, high) == processor_pixel_limits(processor)
+    assert (low, high) == pixel_limits(processor)
     if limits:
         assert (low, high) == (limits["min_pixels"], limits["max_pixels"])
     patch = processor.image_processor.patch_size
