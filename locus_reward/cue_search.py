@@ -31,41 +31,29 @@ as an aspect ratio above 200) scores 0 with ``gt_error=1``. Bad options are a co
 ValueError before anything is scored, so a typo fails on the first validation batch instead of training on zeros.
 """
 
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+import inspect
+from functools import lru_cache
 from typing import Any
 
 from locus_reward import boxes, frames
 from locus_reward.ground_truth import GroundTruth, loads
+from locus_reward.options import CueSearchOptions
 from locus_reward.parsing import parse_response
 
 
 REWARD_NAME = "locus_cue_search"
 REWARD_TYPE = "batch"
-VARIANTS = ("iou", "giou", "lfpc")
 SCORE_KEYS = ("overall", "format", "accuracy", "iou", "acc50", "acc75", "gt_error", "parse_fail")
 
 
-def compute_score(
-    reward_inputs: list[dict[str, Any]],
-    *,
-    format_weight: float = 0.1,
-    coord_frame: str = "qwen2_5_vl",
-    min_pixels: int | None = frames.EASYR1_MIN_PIXELS,
-    max_pixels: int | None = frames.EASYR1_MAX_PIXELS,
-    think_prefilled: bool = False,
-    variant: str = "iou",
-    coverage_tau: float = 0.9,
-    l1_weight: float = 0.5,
-    allow_empty_think: bool = True,
-    processor_min_pixels: int | None = None,
-    processor_max_pixels: int | None = None,
-) -> list[dict[str, float]]:
+def compute_score(reward_inputs: list[dict[str, Any]], **options: Any) -> list[dict[str, float]]:
     """Score a batch of ``{"response", "response_length", "ground_truth"}`` dicts; one dict per input, same order.
 
-    ``min_pixels``/``max_pixels`` must be the data config's ``data.min_pixels``/``data.max_pixels`` (recipes pass
-    them by interpolation); ``processor_*_pixels`` default to the released checkpoint's processor limits. They only
-    matter for ``coord_frame="qwen2_5_vl"``. Raises ValueError for unknown or out-of-range options, never for data.
+    ``options`` are the fields of :class:`locus_reward.options.CueSearchOptions` (its signature lists them with
+    their defaults). ``min_pixels``/``max_pixels`` must be the data config's ``data.min_pixels``/``data.max_pixels``
+    (recipes pass them by interpolation); ``processor_*_pixels`` default to the released checkpoint's processor
+    limits. They only matter for ``coord_frame="qwen2_5_vl"``. Raises TypeError for an unknown option and ValueError
+    for an out-of-range one, never for data.
 
     >>> gt = '{"box": [608.0, 444.0, 624.0, 456.0], "width": 640, "height": 480}'
     >>> batch = [{"response": "<think>Lower right.</think><answer>[611.8, 440.3, 627.9, 452.2]</answer>",
@@ -77,20 +65,13 @@ def compute_score(
     ...
     ValueError: unknown coord_frame 'qwen2.5'; expected one of qwen2_5_vl, qwen3_vl, original
     """
-    options = _Options(
-        format_weight=format_weight,
-        coord_frame=coord_frame,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        think_prefilled=think_prefilled,
-        variant=variant,
-        coverage_tau=coverage_tau,
-        l1_weight=l1_weight,
-        allow_empty_think=allow_empty_think,
-        processor_min_pixels=processor_min_pixels,
-        processor_max_pixels=processor_max_pixels,
-    )
-    return [_score(_field(item, "response"), _field(item, "ground_truth"), options) for item in reward_inputs]
+    settings = CueSearchOptions.from_kwargs(options)
+    return [_score(_field(item, "response"), _field(item, "ground_truth"), settings) for item in reward_inputs]
+
+
+compute_score.__signature__ = CueSearchOptions.signature(
+    inspect.Parameter("reward_inputs", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=list[dict[str, Any]])
+)
 
 
 def score_response(response: str, ground_truth: str, **options: Any) -> dict[str, float]:
@@ -116,57 +97,14 @@ def score_response(response: str, ground_truth: str, **options: Any) -> dict[str
     >>> score["overall"], score["parse_fail"]
     (0.0, 1.0)
     """
-    return _score(response, ground_truth, _Options(**options))
-
-
-@dataclass(frozen=True)
-class _Options:
-    """Reward options, validated once per call; building one is the only place a ValueError can come from."""
-
-    format_weight: float = 0.1
-    coord_frame: str = "qwen2_5_vl"
-    min_pixels: int | None = frames.EASYR1_MIN_PIXELS
-    max_pixels: int | None = frames.EASYR1_MAX_PIXELS
-    think_prefilled: bool = False
-    variant: str = "iou"
-    coverage_tau: float = 0.9
-    l1_weight: float = 0.5
-    allow_empty_think: bool = True
-    processor_min_pixels: int | None = None
-    processor_max_pixels: int | None = None
-
-    def __post_init__(self) -> None:
-        frames.check_coord_frame(self.coord_frame)
-        if self.variant not in VARIANTS:
-            raise ValueError(f"unknown variant {self.variant!r}; expected one of {', '.join(VARIANTS)}")
-        for name in ("format_weight", "coverage_tau", "l1_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        for name in ("min_pixels", "max_pixels", "processor_min_pixels", "processor_max_pixels"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise ValueError(f"{name} must be a positive integer or null, got {value!r}")
-        for name in ("think_prefilled", "allow_empty_think"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-
-    @cached_property
-    def limits(self) -> dict[str, int | None]:
-        """keyword arguments of :func:`locus_reward.frames.seen_size`"""
-        return {
-            "min_pixels": self.min_pixels,
-            "max_pixels": self.max_pixels,
-            "processor_min_pixels": self.processor_min_pixels,
-            "processor_max_pixels": self.processor_max_pixels,
-        }
+    return _score(response, ground_truth, CueSearchOptions.from_kwargs(options))
 
 
 def _field(item: object, key: str) -> object:
     return item.get(key) if isinstance(item, dict) else None
 
 
-def _score(response: object, ground_truth: object, options: _Options) -> dict[str, float]:
+def _score(response: object, ground_truth: object, options: CueSearchOptions) -> dict[str, float]:
     parsed = parse_response(response, options.think_prefilled, options.allow_empty_think)
     parse_fail = float(parsed.box is None)
     gt = _read_ground_truth(ground_truth)
@@ -174,7 +112,8 @@ def _score(response: object, ground_truth: object, options: _Options) -> dict[st
         try:
             # without a box the GT box stands in: the frame is still computed, so a GT image the backbone cannot
             # take (aspect ratio above 200 after EasyR1's resize) is counted whatever the response
-            stored = frames.to_stored(parsed.box or gt.box, gt.width, gt.height, options.coord_frame, **options.limits)
+            box = parsed.box or gt.box
+            stored = frames.to_stored(box, gt.width, gt.height, options.coord_frame, **options.pixel_kwargs)
         except (ValueError, ArithmeticError):
             gt = None
     if gt is None:
@@ -188,7 +127,7 @@ def _score(response: object, ground_truth: object, options: _Options) -> dict[st
     return _scores(fmt, _localization(pred, gt, iou, options), iou, options, gt_error=0.0, parse_fail=parse_fail)
 
 
-def _localization(pred: boxes.Box, gt: GroundTruth, iou: float, options: _Options) -> float:
+def _localization(pred: boxes.Box, gt: GroundTruth, iou: float, options: CueSearchOptions) -> float:
     if options.variant == "giou":
         return (boxes.giou(pred, gt.box) + 1.0) / 2.0
     if options.variant == "lfpc":
@@ -199,7 +138,7 @@ def _localization(pred: boxes.Box, gt: GroundTruth, iou: float, options: _Option
 
 
 def _scores(
-    fmt: float, localization: float, iou: float, options: _Options, *, gt_error: float, parse_fail: float
+    fmt: float, localization: float, iou: float, options: CueSearchOptions, *, gt_error: float, parse_fail: float
 ) -> dict[str, float]:
     weight = options.format_weight
     return {

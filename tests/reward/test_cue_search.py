@@ -336,7 +336,8 @@ def test_compute_score_and_score_response_share_their_defaults():
     import dataclasses
     import inspect
 
-    from locus_reward.cue_search import _Options, compute_score
+    from locus_reward.cue_search import compute_score
+    from locus_reward.options import CueSearchOptions as _Options
 
     signature = inspect.signature(compute_score).parameters
     for field in dataclasses.fields(_Options):
