@@ -48,13 +48,13 @@ from locus_eval.metrics import mcq_metrics, mcq_table, percent, save_report
 from locus_eval.predictions import run_manifest
 from locus_eval.runner import generate_missing
 from locus_reward import boxes, frames
-from locus_reward.parsing import parse_box, parse_response
+from locus_reward.answers import LETTERS, extract_choice, final_answer
+from locus_reward.parsing import parse_box
 from locus_train.images import process_image
 from locus_train.processor import load_processor, pixel_limits
 from locus_train.prompting import chat_prompt
 
 
-LETTERS = "ABCDEFGH"
 MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 GROUNDING_PROMPT = 'Locate "{refexp}" in the image and output its bounding box [x1, y1, x2, y2] in JSON format.'
 
@@ -388,65 +388,6 @@ def mcq_prompt(item: Item) -> str:
     """Question, lettered options, and the lmms-eval instruction to answer with the letter."""
     lines = [item.question.strip()] + [f"{LETTERS[i]}. {option}" for i, option in enumerate(item.options)]
     return "<image>\n" + "\n".join(lines) + "\n" + MCQ_INSTRUCTION
-
-
-def final_answer(response: str) -> str:
-    """The part of a response that answers: after the last ``</think>``, inside ``<answer>`` when present.
-
-    >>> final_answer("<think>B looks wrong.</think><answer>C</answer>")
-    'C'
-    >>> final_answer("<think>Maybe B.</think> The answer is C.")
-    'The answer is C.'
-    """
-    # the reward's reader finds the answer block (one rule, linear time); prompts without tags answer in plain text
-    answer = parse_response(response).answer
-    return (answer if answer is not None else response.rsplit("</think>", 1)[-1]).strip()
-
-
-def extract_choice(response: str, options: list[str]) -> str | None:
-    """The option letter a response picks, or None. An ordered cascade; the first rule that decides wins:
-
-    1. the answer is just a letter: ``B``, ``(B)``, ``B.``;
-    2. an explicit statement: ``the answer is B``, ``Answer: (B)``, ``option B``;
-    3. it starts with a letter and a delimiter: ``B. red``, ``(B) red``, ``B: red``;
-    4. exactly one distinct ``(X)`` anywhere;
-    5. exactly one option's text appears (case-insensitive, whole words);
-    6. exactly one distinct standalone capital letter among the valid ones.
-
-    Option text (5) is tried before bare letters (6) because "A" is also an English article.
-
-    >>> extract_choice("The answer is (C).", ["red", "green", "blue", "white"])
-    'C'
-    >>> extract_choice("A red car.", ["blue", "red"])  # the article "A" is not a choice; the text "red" is
-    'B'
-    """
-    text = final_answer(response)
-    valid = LETTERS[: len(options)]
-    letter = f"([{valid}])"
-    rules = [
-        rf"^\(?{letter}\)?[.:]?$",
-        rf"(?i:answer|option|choice)\s*(?i:is)?\s*[:：]?\s*\(?{letter}\)?(?![A-Za-z])",
-        rf"^\(?{letter}(?:\)|[.:])",
-    ]
-    for rule in rules:
-        match = re.search(rule, text)
-        if match:
-            return match.group(1)
-    parenthesized = set(re.findall(rf"\({letter}\)", text))
-    if len(parenthesized) == 1:
-        return parenthesized.pop()
-    lowered = text.lower()
-    named = [
-        LETTERS[i]
-        for i, option in enumerate(options)
-        if option.strip() and re.search(rf"(?<!\w){re.escape(option.strip().lower())}(?!\w)", lowered)
-    ]
-    if len(named) == 1:
-        return named[0]
-    standalone = set(re.findall(rf"(?<![A-Za-z]){letter}(?![A-Za-z])", text))
-    if len(standalone) == 1:
-        return standalone.pop()
-    return None
 
 
 def score_mcq(items: list[Item], predictions: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
