@@ -1,1 +1,2 @@
-"""locus_reward: the cue-search reward EasyR1 loads (pure Python; imports nothing else of LOCUS)."""
+"""locus_reward: the rewards EasyR1 loads -- cue search and the LFPC agent stages -- (pure Python; imports nothing else
+of LOCUS)."""

@@ -103,6 +103,23 @@ def corner_l1(pred: Box, gt: Box, width: float, height: float) -> float:
     return min(1.0, distance) if math.isfinite(distance) else 1.0
 
 
+def center_l1(pred: Box, gt: Box, width: float, height: float) -> float:
+    """Mean absolute centre distance, x by ``width`` and y by ``height``: in [0, 1] for boxes inside the frame.
+
+    The centre counterpart of :func:`corner_l1` (it ignores size: a huge box around the right centre scores 0).
+    1.0 when either box is invalid or the frame is empty.
+
+    >>> center_l1((0.0, 0.0, 10.0, 10.0), (10.0, 0.0, 20.0, 10.0), 100.0, 50.0)  # centres 0.1 width apart, / 2
+    0.05
+    """
+    if not (is_valid(pred) and is_valid(gt)) or not (width > 0 and height > 0):
+        return 1.0
+    dx = abs(pred[0] + pred[2] - gt[0] - gt[2]) / 2
+    dy = abs(pred[1] + pred[3] - gt[1] - gt[3]) / 2
+    distance = (dx / width + dy / height) / 2
+    return min(1.0, distance) if math.isfinite(distance) else 1.0
+
+
 def clip_box(box: Box, width: float, height: float) -> Box:
     """Clamp each coordinate into ``[0, width]`` / ``[0, height]``; NaN stays NaN, so the box stays invalid.
 

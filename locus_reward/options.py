@@ -12,7 +12,8 @@ The classes nest by what they describe:
 * :class:`PixelLimits` -- the four pixel limits that decide the image a Qwen-VL model sees, and so the frame its boxes
   are written in (EasyR1's ``process_image`` pre-resize, then the processor's ``smart_resize``);
 * :class:`FrameOptions` -- those limits plus how the model writes: its coordinate frame and its think block;
-* :class:`CueSearchOptions` -- the LOCUS cue-search reward (:mod:`locus_reward.cue_search`).
+* :class:`CueSearchOptions` -- the LOCUS cue-search reward (:mod:`locus_reward.cue_search`);
+* :class:`LfpcOptions` -- the LFPC Stage I / Stage II agent rewards (:mod:`locus_reward.lfpc`).
 
 >>> CueSearchOptions.from_kwargs({"coord_frame": "qwen3_vl", "min_pixels": None}).min_pixels is None
 True
@@ -69,9 +70,10 @@ class Options:
 
     def _check_number(self, name: str, low: float, high: float) -> None:
         value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            span = f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
-            raise ValueError(f"{name} must be a number in {span}, got {value!r}")
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value) or not low <= value <= high:
+            span = f"in [{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+            raise ValueError(f"{name} must be a number {span}, got {value!r}")
 
     def _check_bool(self, name: str) -> None:
         if not isinstance(getattr(self, name), bool):
@@ -162,3 +164,44 @@ class CueSearchOptions(FrameOptions):
         self._check_choice("variant", CUE_SEARCH_VARIANTS)
         for name in ("format_weight", "coverage_tau", "l1_weight"):
             self._check_number(name, 0.0, 1.0)
+
+
+FORMAT_PENALTIES = ("zero_one", "deepeyes")
+DISTANCES = ("corner", "center")
+CROP_SELECTIONS = ("best", "last", "mean")
+
+
+@dataclass(frozen=True)
+class LfpcOptions(FrameOptions):
+    """Options of the LFPC Stage I / Stage II rewards (:mod:`locus_reward.lfpc`); weights default to Table 12's."""
+
+    acc_weight: float = 0.8
+    """weight of the accuracy term (1 when the answer is right)"""
+    format_weight: float = 0.2
+    """weight of the format term"""
+    tool_weight: float = 1.2
+    """weight of the tool term (1 when the answer is right and at least one valid crop call was made)"""
+    format_penalty: str = "zero_one"
+    """format term: zero_one (1 well formed, 0 not) or deepeyes (0 well formed, -1 not; DeepEyes' convention)"""
+    coverage_tau: float = 0.9
+    """Stage II: share of the smallest GT box a crop must cover to earn its IoU"""
+    iou_gate: bool = True
+    """Stage II: pay the IoU only above coverage_tau (false: always; Table 10 "- IoU Thresh")"""
+    iou_weight: float = 1.0
+    """Stage II: weight of the IoU term, max IoU over the nested GT boxes (0: Table 10 "- IoU Reward")"""
+    distance_weight: float = 1.0
+    """Stage II: weight of the distance term, 1 - normalized L1 distance to the closest GT box"""
+    distance: str = "corner"
+    """Stage II: distance term between corners (mean of the four coordinates) or centres"""
+    crop_select: str = "best"
+    """Stage II: which crop of several is scored: best (highest grounding), last, or the mean over crops"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._check_choice("format_penalty", FORMAT_PENALTIES)
+        self._check_choice("distance", DISTANCES)
+        self._check_choice("crop_select", CROP_SELECTIONS)
+        self._check_bool("iou_gate")
+        for name in ("acc_weight", "format_weight", "tool_weight", "iou_weight", "distance_weight"):
+            self._check_number(name, 0.0, math.inf)
+        self._check_number("coverage_tau", 0.0, 1.0)

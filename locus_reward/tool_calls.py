@@ -47,6 +47,7 @@ most ``MAX_CALL_CHARS`` long.
 
 import json
 import math
+import re
 from typing import Any, NamedTuple
 
 from locus_reward.boxes import Box
@@ -74,6 +75,7 @@ CALL_ERRORS = (
 # the role lines a decoded chat keeps around a tool turn once special tokens are dropped:
 # "<|im_end|>\n<|im_start|>user\n<tool_response>...</tool_response><|im_end|>\n<|im_start|>assistant\n"
 _ROLE_BEFORE, _ROLE_AFTER = "user", "assistant"
+_SPACES, _NEWLINES = re.compile(r"\s*"), re.compile(r"\n*")
 
 
 class ToolCall(NamedTuple):
@@ -263,14 +265,15 @@ def split_trajectory(text: str, generation_prefix: str = "") -> list[str]:
         end = text.find(TOOL_RESPONSE_CLOSE, start)
         if end < 0:
             break
-        position = end + len(TOOL_RESPONSE_CLOSE)
-        rest = text[position:].lstrip()
-        if rest.startswith(_ROLE_AFTER):
-            rest = rest[len(_ROLE_AFTER) :].lstrip("\n")
+        # skip whitespace, the role line and the prefix by moving an index: slicing off the rest of the text at
+        # every tool turn would copy it once per turn (quadratic in long trajectories)
+        position = _SPACES.match(text, end + len(TOOL_RESPONSE_CLOSE)).end()
+        if text.startswith(_ROLE_AFTER, position):
+            position = _NEWLINES.match(text, position + len(_ROLE_AFTER)).end()
         prefix = generation_prefix.strip()
-        if prefix and rest.lstrip().startswith(prefix):
-            rest = rest.lstrip()[len(prefix) :]
-        position = len(text) - len(rest)
+        after_spaces = _SPACES.match(text, position).end()
+        if prefix and text.startswith(prefix, after_spaces):
+            position = after_spaces + len(prefix)
     return [turn.strip() for turn in turns]
 
 

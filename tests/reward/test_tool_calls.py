@@ -152,3 +152,17 @@ def test_linear_time_on_adversarial_text(unit):
 
     small, large = seconds(20_000), seconds(200_000)
     assert large < 0.5 and large < 40 * max(small, 1e-4)
+
+
+def test_linear_time_in_the_number_of_tool_turns():
+    # each tool turn must cost the same however much text follows it (no copy of the rest per turn)
+    turn = "<think>x</think>" + call([1, 2, 3, 4]) + tool_turn()
+
+    def seconds(n: int) -> float:
+        text = turn * n
+        start = time.perf_counter()
+        parse_trajectory(text, generation_prefix="<think>\n")
+        return time.perf_counter() - start
+
+    small, large = seconds(1_000), seconds(10_000)  # 10,000 turns: about 1.5 MB
+    assert large < 1.0 and large < 40 * max(small, 1e-4)
