@@ -1,4 +1,4 @@
-"""``locus-data``: build, validate, inspect and synthesize LOCUS cue-search datasets.
+"""``locus-data``: build, validate, inspect and synthesize LOCUS cue-search datasets and VQA manifests.
 
 User mistakes (missing files, bad config keys, malformed annotations) end with one ``locus-data: error: ...`` line
 and exit status 2; a failed validation exits 1.
@@ -36,9 +36,13 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from locus_data import vqa
     from locus_data.validate import validate
 
-    report = validate(args.dataset, decode=args.decode, progress=not args.quiet, num_images=args.images)
+    if vqa.is_manifest(args.dataset):  # a manifest is a file (or a folder holding manifest.jsonl), a dataset a folder
+        report = vqa.check_manifest(args.dataset, decode=args.decode, progress=not args.quiet)
+    else:
+        report = validate(args.dataset, decode=args.decode, progress=not args.quiet, num_images=args.images)
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -56,9 +60,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from locus_data.preview import preview
+    from locus_data.preview import preview, preview_manifest
+    from locus_data.vqa import is_manifest
 
-    path = preview(args.dataset, n=args.n, split=args.split, out=args.out, seed=args.seed)
+    if is_manifest(args.dataset):
+        path = preview_manifest(args.dataset, n=args.n, out=args.out, seed=args.seed)
+    else:
+        path = preview(args.dataset, n=args.n, split=args.split, out=args.out, seed=args.seed)
     print(f"wrote {path}")
     return 0
 
@@ -68,6 +76,14 @@ def _synth(args: argparse.Namespace) -> int:
 
     path = synth(args.out, args.num_images, args.seed, progress=not args.quiet)
     print(f"wrote {args.num_images} images and {path}")
+    return 0
+
+
+def _synth_vqa(args: argparse.Namespace) -> int:
+    from locus_data.synth_vqa import synth_vqa
+
+    path = synth_vqa(args.out, args.num_images, args.seed, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {args.num_images} questions to {path}; see {path.parent / 'preview.png'}")
     return 0
 
 
@@ -108,25 +124,27 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
 
     v = sub.add_parser(
         "validate",
-        help="check a built dataset (launcher preflight)",
+        help="check a built dataset or a VQA manifest (launcher preflight)",
         description="Check columns and types, prompts, answers and image sizes of every row (image headers only), "
         "cue safety for Qwen2.5-VL and Qwen3-VL, train/val image disjointness and the configured bin counts. "
+        "Given a VQA manifest (a .jsonl/.parquet file, or a folder holding manifest.jsonl), check every row: "
+        "fields, unique ids, images present, answer letters within the choices, boxes nested and inside the image. "
         "Exits 1 with a per-problem report when anything is wrong.",
     )
-    v.add_argument("dataset", help="folder holding train.parquet and val.parquet")
+    v.add_argument("dataset", help="folder holding train.parquet and val.parquet, or a VQA manifest")
     v.add_argument(
         "--images",
         type=int,
         choices=(1, 2),
         default=2,
-        help="images per row: 2 for cue search (default), 1 for a text-cue export",
+        help="images per row: 2 for cue search (default), 1 for a text-cue export (not used for manifests)",
     )
     v.add_argument(
         "--decode",
         type=int,
         default=64,
         metavar="N",
-        help="also fully decode both images of N rows per split, spread evenly (-1: all rows; default 64)",
+        help="also fully decode the images of N rows per split (or manifest), spread evenly (-1: all; default 64)",
     )
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=_validate)
@@ -139,13 +157,14 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
     pv = sub.add_parser(
         "preview",
         help="write a PNG grid of examples",
-        description="Draw N examples: the full image with the ground-truth box next to its cue.",
+        description="Draw N examples: the full image with the ground-truth box next to its cue; for a VQA "
+        "manifest, the image with its nested boxes next to the smallest box enlarged, with question and answer.",
     )
-    pv.add_argument("dataset", help="folder holding train.parquet and val.parquet")
+    pv.add_argument("dataset", help="folder holding train.parquet and val.parquet, or a VQA manifest")
     pv.add_argument("--n", type=int, default=12, help="examples to draw (default 12)")
-    pv.add_argument("--split", default="train", choices=SPLITS, help="split to draw from")
+    pv.add_argument("--split", default="train", choices=SPLITS, help="split to draw from (datasets only)")
     pv.add_argument("--seed", type=int, default=0, help="which rows to draw")
-    pv.add_argument("--out", help="PNG path (default DATASET/preview.png)")
+    pv.add_argument("--out", help="PNG path (default DATASET/preview.png; beside a manifest for manifests)")
     pv.set_defaults(func=_preview)
 
     sy = sub.add_parser(
@@ -159,6 +178,21 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
     sy.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(func=_synth)
+
+    sv = sub.add_parser(
+        "synth-vqa",
+        help="write synthetic high-resolution VQA questions (a VQA manifest)",
+        description="Draw 3-4K scenes whose answer is a 1-px pattern in a small glyph on a coloured card: legible "
+        "in the original and in a crop, gone at 1,024 visual tokens. Writes OUT/manifest.jsonl, OUT/images/*.jpg "
+        "and OUT/preview.png; nested boxes (glyph, card, region) in original pixels.",
+        epilog="example: locus-data synth-vqa --out data/synth_vqa --num-images 200 --seed 0",
+    )
+    sv.add_argument("--out", required=True, help="output folder (refused when not empty, unless --overwrite)")
+    sv.add_argument("--num-images", type=int, default=50, help="questions to draw, one image each (default 50)")
+    sv.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sv.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out")
+    sv.add_argument("--quiet", action="store_true", help="no progress bar")
+    sv.set_defaults(func=_synth_vqa)
 
     for name, entry in sorted(plugin_commands().items()):
         # the summary is the command module's first docstring line, read only for the top-level --help

@@ -3,6 +3,10 @@ the cue at its stored size (or shrunk to fit), with a caption naming the row, bi
 
 Uses PIL only. The box is drawn from the ``answer`` column on the stored full image, so a misaligned row shows up as
 a box around the wrong thing.
+
+A VQA manifest (:mod:`locus_data.vqa`) previews the same way (:func:`preview_manifest`): the image with its nested
+boxes drawn (smallest in red, then orange, yellow, ...), next to the smallest box's surroundings cut from the
+original at full resolution and enlarged, with the question, the lettered choices and the answer.
 """
 
 import random
@@ -16,6 +20,8 @@ from locus_data.errors import UserError
 from locus_data.images import open_image
 from locus_data.rows import open_parquet, unreadable
 from locus_data.schema import ANSWER, IMAGES
+from locus_data.vqa import MANIFEST_NAME, VqaItem, read_manifest
+from locus_reward.answers import LETTERS
 from locus_reward.ground_truth import loads
 
 
@@ -94,12 +100,72 @@ def preview(
     except (pa.ArrowException, OSError) as err:  # a footer that reads but pages that do not
         raise unreadable(path, err) from None
     tiles = [_tile(row, i) for i, row in zip(picks, rows)]
+    return _save_sheet(tiles, Path(out) if out else dataset / "preview.png")
+
+
+BOX_COLOURS = [(230, 20, 20), (255, 140, 0), (240, 220, 0), (40, 200, 40), (30, 120, 255)]
+"""nested boxes, smallest first"""
+DETAIL_SIDE = 64
+"""the detail panel shows at least this many original pixels around the smallest box"""
+
+
+def _vqa_tile(item: VqaItem) -> Image.Image:
+    tile = Image.new("RGB", (FULL_W + CUE_BOX + 3 * PAD, FULL_H + 3 * CAPTION_H // 2 + 2 * PAD), (245, 245, 245))
+    with open_image(item.image) as opened:
+        full = opened.convert("RGB")
+    scale = min(FULL_W / full.width, FULL_H / full.height)
+    shown = full.resize((round(full.width * scale), round(full.height * scale)), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(shown)
+    for level, box in reversed(list(enumerate(item.boxes))):  # the smallest on top
+        x1, y1, x2, y2 = (v * scale for v in box)
+        draw.rectangle((x1 - 1, y1 - 1, x2, y2), outline=BOX_COLOURS[min(level, len(BOX_COLOURS) - 1)], width=2)
+    tile.paste(shown, (PAD, PAD))
+    if item.boxes:
+        # the smallest box with some surroundings, cut from the original and enlarged (nearest: pixels stay pixels)
+        x1, y1, x2, y2 = item.boxes[0]
+        side = max(DETAIL_SIDE, 1.5 * max(x2 - x1, y2 - y1))
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        left = int(min(max(0.0, cx - side / 2), max(0.0, full.width - side)))
+        top = int(min(max(0.0, cy - side / 2), max(0.0, full.height - side)))
+        detail = full.crop((left, top, min(full.width, left + int(side)), min(full.height, top + int(side))))
+        zoom = CUE_BOX / max(detail.size)
+        resample = Image.Resampling.NEAREST if zoom > 1 else Image.Resampling.BILINEAR
+        detail = detail.resize((max(1, round(detail.width * zoom)), max(1, round(detail.height * zoom))), resample)
+        tile.paste(detail, (shown.width + 2 * PAD, PAD))
+    choices = "  ".join(f"{letter}. {text}" for letter, text in zip(LETTERS, item.choices or ()))
+    caption = (
+        f"{item.id}  {item.width}x{item.height}  {len(item.boxes)} boxes\n{item.question[:110]}\n"
+        f"{choices[:110]}{'  ' if choices else ''}answer: {item.answer[:40]}"
+    )
+    font = ImageFont.load_default()
+    ImageDraw.Draw(tile).multiline_text((PAD, FULL_H + PAD + 2), caption, fill=(20, 20, 20), font=font, spacing=3)
+    return tile
+
+
+def preview_manifest(manifest: str | Path, n: int = 12, out: str | Path | None = None, seed: int = 0) -> Path:
+    """Write a grid of ``n`` questions of a VQA manifest drawn at random with ``seed``; returns the PNG path.
+
+    The default path is ``preview.png`` beside a ``manifest.jsonl``, else ``<manifest stem>.preview.png``.
+    """
+    if n < 1:
+        raise UserError(f"--n must be >= 1, got {n}")
+    items = read_manifest(manifest)
+    if not items:
+        raise UserError(f"{manifest} has no rows")
+    picks = sorted(random.Random(seed).sample(range(len(items)), min(n, len(items))))
+    tiles = [_vqa_tile(items[i]) for i in picks]
+    path = Path(manifest)
+    path = path / MANIFEST_NAME if path.is_dir() else path
+    default = path.parent / "preview.png" if path.name == MANIFEST_NAME else path.with_suffix(".preview.png")
+    return _save_sheet(tiles, Path(out) if out else default)
+
+
+def _save_sheet(tiles: list[Image.Image], target: Path) -> Path:
     tile_w, tile_h = tiles[0].size
     rows = (len(tiles) + COLUMNS - 1) // COLUMNS
     sheet = Image.new("RGB", (COLUMNS * tile_w, rows * tile_h), (255, 255, 255))
     for k, tile in enumerate(tiles):
         sheet.paste(tile, ((k % COLUMNS) * tile_w, (k // COLUMNS) * tile_h))
-    target = Path(out) if out else dataset / "preview.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(target)
     return target

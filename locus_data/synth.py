@@ -50,7 +50,8 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
     return Image.fromarray(pixels, "RGB")
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, category: int, box: tuple[int, int, int, int], color: tuple) -> None:
+def draw_shape(draw: ImageDraw.ImageDraw, category: int, box: tuple[int, int, int, int], color: tuple) -> None:
+    """Draw shape ``CATEGORIES[category]`` filling ``box`` (exclusive corners), outlined in the inverse colour."""
     x1, y1, x2, y2 = box[0], box[1], box[2] - 1, box[3] - 1  # PIL corners are inclusive
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     outline = tuple(255 - c for c in color)
@@ -104,7 +105,7 @@ def synth_image(rng: np.random.Generator, width: int, height: int, spec: SynthSp
     for category, box, crowd in objects:
         if not crowd:
             color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-            _draw_shape(draw, category, box, color)
+            draw_shape(draw, category, box, color)
     if rng.random() < 0.3:
         image = image.filter(ImageFilter.GaussianBlur(0.6))
     return image, objects

@@ -11,7 +11,8 @@ need travels in one JSON object::
 
 Boxes have exclusive corners (:mod:`locus_reward.boxes`), lie inside the original image and are nested: each inside
 the next (``B_1 ⊂ B_2 ⊂ ...``, equal edges allowed). The same checks serve the VQA manifest
-(:mod:`locus_data.vqa`), which reports them with the file and line: :func:`check_answer` and :func:`check_boxes`.
+(:mod:`locus_data.vqa`), which reports them with the file and line: :func:`check_choices`, :func:`check_answer`
+and :func:`check_boxes`.
 
 >>> text = dumps("B", 3000, 2000, view_width=1500, view_height=1000, choices=["red", "green"],
 ...              boxes=[(1000, 600, 1040, 640), (960, 560, 1160, 720)])
@@ -97,26 +98,34 @@ def loads(text: str) -> LfpcGroundTruth:
     )
 
 
+def check_choices(choices: Any) -> tuple[str, ...] | None:
+    """None, or 2-8 non-empty option texts as a tuple."""
+    if choices is None:
+        return None
+    if not isinstance(choices, (list, tuple)) or not 2 <= len(choices) <= len(LETTERS):
+        raise ValueError(f"choices must be a list of 2 to {len(LETTERS)} option texts, got {choices!r}")
+    if not all(isinstance(choice, str) and choice.strip() for choice in choices):
+        raise ValueError(f"choices must be non-empty strings, got {choices!r}")
+    return tuple(choices)
+
+
 def check_answer(answer: Any, choices: Any) -> tuple[str, tuple[str, ...] | None]:
-    """``(answer, choices)`` checked: a non-empty answer; 2-8 non-empty option texts whose letter the answer is.
+    """``(answer, choices)`` checked: a non-empty answer; with :func:`check_choices`' options, one of their letters.
 
     >>> check_answer("C", ["a", "b"])
     Traceback (most recent call last):
     ...
     ValueError: answer 'C' is not the letter of one of the 2 choices (A-B)
     """
+    choices = check_choices(choices)
     if not isinstance(answer, str) or not answer.strip():
         raise ValueError(f"answer must be a non-empty string, got {answer!r}")
     if choices is None:
         return answer, None
-    if not isinstance(choices, (list, tuple)) or not 2 <= len(choices) <= len(LETTERS):
-        raise ValueError(f"choices must be a list of 2 to {len(LETTERS)} option texts, got {choices!r}")
-    if not all(isinstance(choice, str) and choice.strip() for choice in choices):
-        raise ValueError(f"choices must be non-empty strings, got {choices!r}")
     letters = LETTERS[: len(choices)]
     if answer not in letters:
         raise ValueError(f"answer {answer!r} is not the letter of one of the {len(choices)} choices (A-{letters[-1]})")
-    return answer, tuple(choices)
+    return answer, choices
 
 
 def check_boxes(boxes: Any, width: int, height: int) -> tuple[Box, ...]:

@@ -1,0 +1,302 @@
+"""The VQA manifest: questions about high-resolution images, for training and evaluating crop-tool agents (LFPC).
+
+One JSON object per line (``.jsonl``; a ``.parquet`` file with the same columns also reads)::
+
+    {"id": "q0001", "image": "images/q0001.jpg", "question": "What pattern fills the small square?",
+     "choices": ["horizontal stripes", "vertical stripes", "checkerboard", "diagonal stripes"], "answer": "C",
+     "boxes": [[2010, 1402, 2046, 1438], [1930, 1330, 2150, 1550], [1600, 1000, 2500, 1900]]}
+
+* ``id``: unique non-empty string. ``image``: a path relative to the manifest's folder, or absolute.
+  ``question``: non-empty string. ``answer``: with ``choices`` the option's letter (``A``-``H``), else a short answer.
+* ``choices`` (optional): 2-8 option texts, in letter order.
+* ``boxes`` (optional): nested GT boxes ``[x1, y1, x2, y2]`` in pixels of the image as stored (exclusive corners),
+  smallest first, each inside the next and all inside the image (checked against its header).
+* Any other field passes through untouched (a category, the ``view_image``/``selection`` that resolution selection
+  adds); a field one typo away from a known one is refused, so ``"boxs"`` does not silently drop the boxes.
+
+The answer, choice and box rules are the reward's (:mod:`locus_reward.lfpc_ground_truth`), so a manifest that
+reads here gives ground truths the LFPC rewards accept (:meth:`VqaItem.ground_truth`). Problems are one line naming
+the place and the field: ``manifest.jsonl:7: answer: missing ...`` (lines count from 1; Parquet rows from 0).
+"""
+
+import difflib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from locus_data.errors import UserError
+from locus_data.images import open_image
+from locus_reward import lfpc_ground_truth
+from locus_reward.boxes import Box
+
+
+ID, IMAGE, QUESTION, ANSWER, CHOICES, BOXES = "id", "image", "question", "answer", "choices", "boxes"
+"""the fields every reader and writer of a manifest uses (one home for the names)"""
+VIEW_IMAGE, SELECTION = "view_image", "selection"
+"""fields resolution selection adds (the downsampled view the model is shown, and how it was chosen)"""
+REQUIRED_FIELDS = (ID, IMAGE, QUESTION, ANSWER)
+KNOWN_FIELDS = (*REQUIRED_FIELDS, CHOICES, BOXES, VIEW_IMAGE, SELECTION)
+MANIFEST_NAME = "manifest.jsonl"
+"""the manifest's name inside a dataset folder (``locus-data synth-vqa`` writes it)"""
+SUFFIXES = (".jsonl", ".parquet")
+
+
+@dataclass(frozen=True)
+class VqaItem:
+    """One question of a manifest, checked."""
+
+    id: str
+    """unique id"""
+    image: Path
+    """absolute path of the original image"""
+    question: str
+    """the question text (without options)"""
+    answer: str
+    """the option letter with choices, else the short answer"""
+    width: int
+    """original image width (from its header)"""
+    height: int
+    """original image height"""
+    choices: tuple[str, ...] | None = None
+    """option texts in letter order, or None"""
+    boxes: tuple[Box, ...] = ()
+    """nested GT boxes in original pixels, smallest first"""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """every other field of the row, as read"""
+
+    def ground_truth(self, view_width: int | None = None, view_height: int | None = None) -> str:
+        """The LFPC reward's ``ground_truth`` string; the view defaults to the original image itself."""
+        return lfpc_ground_truth.dumps(
+            self.answer,
+            self.width,
+            self.height,
+            view_width=view_width,
+            view_height=view_height,
+            choices=self.choices,
+            boxes=self.boxes,
+        )
+
+    def to_row(self, root: Path) -> dict[str, Any]:
+        """The manifest row: the image relative to ``root`` (the manifest's folder) when it lies inside it."""
+        try:
+            image = self.image.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            image = str(self.image)
+        row: dict[str, Any] = {ID: self.id, IMAGE: image, QUESTION: self.question}
+        if self.choices is not None:
+            row[CHOICES] = list(self.choices)
+        row[ANSWER] = self.answer
+        if self.boxes:
+            row[BOXES] = [[_plain(v) for v in box] for box in self.boxes]
+        return row | self.extra
+
+
+class RowProblem(ValueError):
+    """One problem of one row: ``kind`` groups it in a validation report, the message is the one-line error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def manifest_path(path: str | Path) -> Path:
+    """The manifest file ``path`` names: the file itself, or ``manifest.jsonl`` inside a folder."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / MANIFEST_NAME).is_file():
+            raise UserError(f"{path} holds no {MANIFEST_NAME}; pass the manifest file itself")
+        return path / MANIFEST_NAME
+    if not path.is_file():
+        raise UserError(f"manifest {path} does not exist")
+    if path.suffix not in SUFFIXES:
+        raise UserError(f"manifest {path} must be a .jsonl (or .parquet) file")
+    return path
+
+
+def is_manifest(path: str | Path) -> bool:
+    """Whether ``path`` names a VQA manifest rather than a built cue-search dataset (a folder of split files).
+
+    A ``.jsonl`` file, a ``.parquet`` file without the cue-search columns, or a folder holding ``manifest.jsonl``
+    and no ``train.parquet``/``val.parquet``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        splits = (path / "train.parquet").exists() or (path / "val.parquet").exists()
+        return (path / MANIFEST_NAME).is_file() and not splits
+    if path.suffix == ".jsonl":
+        return True
+    if path.suffix == ".parquet" and path.is_file():
+        import pyarrow.parquet as pq  # heavy: only a Parquet manifest needs it
+
+        try:
+            names = pq.read_schema(path).names
+        except Exception:  # an unreadable file: the manifest reader names the problem
+            return True
+        if "problem" in names and "images" in names:
+            raise UserError(f"{path} is a split of a cue-search dataset; pass its folder ({path.parent})")
+        return True
+    return False
+
+
+def read_manifest(path: str | Path, progress: bool = False) -> list[VqaItem]:
+    """Read and check a manifest; the first problem is a UserError naming the file, line and field."""
+    path = manifest_path(path)
+    items, seen = [], {}
+    for where, row in tqdm(list(_raw_rows(path)), desc="read manifest", unit="row", disable=not progress):
+        try:
+            items.append(_check_row(row, where, path.parent, seen))
+        except RowProblem as problem:
+            raise UserError(f"{where}: {problem}") from None
+    return items
+
+
+def check_manifest(path: str | Path, decode: int = 0, progress: bool = True):
+    """Check every row of a manifest and report every problem (``locus-data validate`` on a manifest).
+
+    ``decode`` images (spread evenly; -1: all) are also fully decoded. Returns :class:`locus_data.validate.Report`.
+    """
+    from locus_data.validate import Report  # the validator's report, shared with cue-search datasets
+
+    path = manifest_path(path)
+    report = Report()
+    try:
+        rows = list(_raw_rows(path))
+    except RowProblem as problem:
+        report.add(problem.kind, str(problem))
+        return report
+    report.rows[path.name] = len(rows)
+    if not rows:
+        report.add("empty manifest", f"{path} has no rows")
+    every = 1 if decode < 0 or decode >= len(rows) else max(1, len(rows) // decode) if decode else 0
+    seen: dict[str, str] = {}
+    for index, (where, row) in enumerate(tqdm(rows, desc="validate manifest", unit="row", disable=not progress)):
+        try:
+            item = _check_row(row, where, path.parent, seen)
+        except RowProblem as problem:
+            report.add(problem.kind, f"{where}: {problem}")
+            continue
+        if every and index % every == 0:
+            try:
+                with open_image(item.image) as image:
+                    image.load()
+                report.decoded += 1
+            except (OSError, ValueError) as err:
+                report.add("image does not decode", f"{where}: {IMAGE}: {item.image}: {err}")
+    return report
+
+
+def write_manifest(path: str | Path, items: Iterable[VqaItem]) -> Path:
+    """Write ``items`` as a JSONL manifest, atomically (a temporary file renamed into place); checks them first.
+
+    Images inside the manifest's folder are written relative to it, so the folder can move.
+    """
+    path = Path(path)
+    items = list(items)
+    seen: dict[str, str] = {}
+    lines = []
+    for number, item in enumerate(items, 1):
+        row = item.to_row(path.parent)
+        try:
+            _check_row(row, f"{path}:{number}", path.parent, seen)
+        except RowProblem as problem:
+            raise UserError(f"cannot write {path}: item {number}: {problem}") from None
+        lines.append(json.dumps(row, ensure_ascii=False))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _raw_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    """``(where, row)`` of every row: ``file:line`` (JSONL, lines from 1) or ``file:row N`` (Parquet, from 0)."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa  # heavy: only a Parquet manifest needs it
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as err:
+            raise UserError(f"{path} is not a readable Parquet file ({err})") from None
+        for index, row in enumerate(table.to_pylist()):
+            yield f"{path}:row {index}", {k: v for k, v in row.items() if v is not None}
+        return
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot read manifest {path}: {err}") from None
+    with handle:
+        try:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (ValueError, RecursionError):
+                    row = None
+                if not isinstance(row, dict):
+                    row = RowProblem("not a JSON object", f"not a JSON object: {line.strip()[:60]!r}")
+                yield f"{path}:{number}", row
+        except UnicodeDecodeError:
+            raise UserError(f"{path} is not UTF-8 text; a manifest is JSON lines") from None
+
+
+def _check_row(row: Any, where: str, root: Path, seen: dict[str, str]) -> VqaItem:
+    if isinstance(row, RowProblem):  # a line that is not a JSON object, reported where it is
+        raise row
+    if not isinstance(row, dict):
+        raise RowProblem("not a JSON object", f"not a JSON object: {str(row)[:60]!r}")
+    for key in row:
+        if key not in KNOWN_FIELDS:
+            close = difflib.get_close_matches(str(key), KNOWN_FIELDS, n=1, cutoff=0.8)
+            if close:
+                raise RowProblem("unknown field", f"{key}: unknown field; did you mean {close[0]!r}?")
+    for name in REQUIRED_FIELDS:
+        value = row.get(name)
+        if value is None:
+            raise RowProblem(f"missing {name}", f"{name}: missing (every row needs {', '.join(REQUIRED_FIELDS)})")
+        if not isinstance(value, str) or not value.strip():
+            raise RowProblem(f"bad {name}", f"{name}: must be a non-empty string, got {value!r}")
+    key = row[ID]
+    if key in seen:
+        raise RowProblem("duplicate id", f"{ID}: {key!r} repeats the id of {seen[key]}")
+    seen[key] = where
+    try:
+        lfpc_ground_truth.check_choices(row.get(CHOICES))
+    except ValueError as err:
+        raise RowProblem("bad choices", f"{CHOICES}: {err}") from None
+    try:
+        answer, choices = lfpc_ground_truth.check_answer(row[ANSWER], row.get(CHOICES))
+    except ValueError as err:
+        raise RowProblem("answer not a choice letter", f"{ANSWER}: {err}") from None
+    image = Path(row[IMAGE]) if Path(row[IMAGE]).is_absolute() else root / row[IMAGE]
+    if not image.is_file():
+        raise RowProblem("missing image", f"{IMAGE}: {image} does not exist")
+    try:
+        with open_image(image) as opened:
+            width, height = opened.size
+    except (OSError, ValueError) as err:
+        raise RowProblem("unreadable image", f"{IMAGE}: {image} is not a readable image ({err})") from None
+    try:
+        boxes = lfpc_ground_truth.check_boxes(row.get(BOXES) or [], width, height)
+    except ValueError as err:
+        message = str(err)
+        kind = (
+            "boxes not nested"
+            if "nested" in message
+            else "boxes outside the image"
+            if "inside" in message
+            else "bad boxes"
+        )
+        raise RowProblem(kind, f"{BOXES}: {message}") from None
+    extra = {k: v for k, v in row.items() if k not in (*REQUIRED_FIELDS, CHOICES, BOXES)}
+    return VqaItem(key, image.absolute(), row[QUESTION], answer, width, height, choices, boxes, extra)
+
+
+def _plain(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else float(value)
