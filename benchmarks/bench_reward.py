@@ -2,7 +2,8 @@
 
 Run: ``python benchmarks/bench_reward.py``. Pinned to one core; best of several repeats (``time.perf_counter``).
 Targets: under 20 ms for the cue-search batch, under 50 ms for any 1 MB response. The LFPC Stage II reward scores
-1,024 agent trajectories (three turns, two crops, ~900 tokens of reasoning each): target under 100 ms.
+1,024 agent trajectories (three turns, two crops, ~900 tokens of reasoning each): target under 100 ms; a 1 MB
+trajectory (thousands of tool turns, every crop scored) under 250 ms.
 """
 
 import json

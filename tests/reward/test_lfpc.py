@@ -247,6 +247,14 @@ def test_malformed_ground_truth_scores_zero_and_is_counted(ground_truth):
     assert result == dict.fromkeys(SCORE_KEYS, 0.0) | {"gt_error": 1.0}
 
 
+@pytest.mark.parametrize("item", [{}, {"response": None, "ground_truth": GT}, "not a dict", {"response": 3}])
+def test_malformed_batch_items_never_raise(item):
+    # EasyR1 always sends dicts of strings; anything else is scored, not raised
+    _, compute = load_like_easyr1("compute_score_stage2")
+    (result,) = compute([item])
+    assert result["overall"] == 0.0 and set(result) == set(SCORE_KEYS)
+
+
 def test_ground_truth_round_trips_and_refuses_bad_rows():
     gt = loads(GT)
     assert (gt.answer, gt.choices, gt.boxes, gt.width, gt.view_height) == (
