@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 
 
 # the pipeline, upstream first: each package may import only those before it (tests/test_layout.py checks it)
-PACKAGES = ["locus_reward", "locus_data", "locus_train", "locus_baselines", "locus_eval"]
+PACKAGES = ["locus_reward", "locus_data", "locus_agent", "locus_train", "locus_baselines", "locus_eval"]
 CORE = [
     "numpy",
     "pillow",

@@ -19,10 +19,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from locus_agent.processor import set_pixel_limits
 from locus_data.config import SPLITS
 from locus_data.errors import UserError
 from locus_reward.frames import BACKBONES
-from locus_train.processor import set_pixel_limits
 from locus_train.prompting import chat_prompt, load_format_prompt, think_prefilled
 from locus_train.trl.config import TrainConfig, load_config, to_yaml
 from locus_train.trl.data import count_images, load_split
@@ -186,12 +186,12 @@ def check_images(path: Path, num_images: int) -> None:
 def resolve_model(path: str | None) -> tuple[str, Path]:
     """``(what the trainer loads, local directory holding the processor files)``; UserError when neither exists.
 
-    The rule is :func:`locus_train.processor.resolve_model`'s: a directory, or a hub id whose processor files (not
+    The rule is :func:`locus_agent.processor.resolve_model`'s: a directory, or a hub id whose processor files (not
     its weights: the trainer fetches those once every check passed) are cached or can be fetched.
     """
     if not path:
         raise UserError("model.path is not set; pass model.path=DIR (a checkpoint directory) or a hub id")
-    from locus_train.processor import resolve_model as local_dir  # the one home of the path-or-hub-id rule
+    from locus_agent.processor import resolve_model as local_dir  # the one home of the path-or-hub-id rule
 
     try:
         return path, local_dir(path, download=True)
@@ -256,7 +256,7 @@ def check_run(cfg: TrainConfig) -> Prepared:
     except FileNotFoundError as err:
         raise UserError(f"{err}; fix data.format_prompt") from None
     model_path, model_dir = resolve_model(cfg.model.path)
-    from locus_train.processor import load_processor  # imports transformers
+    from locus_agent.processor import load_processor  # imports transformers
 
     try:
         processor = load_processor(model_dir)
