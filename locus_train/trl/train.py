@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from locus_agent.processor import set_pixel_limits
+from locus_agent.processor import set_pixel_limits, vision_token_ids
 from locus_data.config import SPLITS
 from locus_data.errors import UserError
 from locus_reward.frames import BACKBONES
@@ -31,8 +31,6 @@ from locus_train.trl.rewards import make_reward_func
 
 CONFIG_NAME = "locus_trl_config.yaml"
 """the resolved config, written to grpo.output_dir so a run records what it trained with"""
-_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
-"""Qwen-VL markers the processor inserts around images; sampling one would break the next forward pass"""
 
 
 @dataclass
@@ -235,13 +233,6 @@ def check_processor(processor: Any, model_dir: Path, cfg: TrainConfig) -> None:
             f"the chat template in {model_dir} {says}, so every completion would fail the format check; set "
             f"reward.think_prefilled={str(opened).lower()}"
         )
-
-
-def vision_token_ids(processor: Any) -> set[int]:
-    """Ids of the Qwen-VL vision markers the tokenizer has: a model must never write them itself."""
-    tokenizer = processor.tokenizer
-    ids = {tokenizer.convert_tokens_to_ids(token) for token in _VISION_TOKENS}
-    return {i for i in ids if i is not None and i != tokenizer.unk_token_id}
 
 
 def check_run(cfg: TrainConfig) -> Prepared:
