@@ -32,6 +32,7 @@ setup(
     packages=find_packages(include=[f"{name}*" for name in PACKAGES]),
     # files the code reads at run time, so a non-editable install works from any directory
     package_data={
+        "locus_agent": ["prompts/*.txt"],
         "locus_train": [
             "prompts/*.jinja",
             "prompts/README.md",
