@@ -164,6 +164,7 @@ def test_openai_backend_against_a_local_server():
 
 @pytest.mark.parametrize("status, hint", [(404, "check --base-url and --model"), (401, "OPENAI_API_KEY")])
 def test_openai_backend_fatal_answers_are_one_line_errors(status, hint):
+    # a wrong model name or key fails every request alike: stop with the fix, not a traceback per question
     with FakeServer(lambda body: (status, {"error": {"message": "nope"}})) as server:
         backend = OpenAIBackend("served", base_url=server.url, max_retries=0)
         with pytest.raises(UserError, match=hint) as error:
@@ -172,6 +173,7 @@ def test_openai_backend_fatal_answers_are_one_line_errors(status, hint):
 
 
 def test_openai_backend_names_an_unreachable_server():
+    # nothing listens on port 9: the user learns which URL was tried
     backend = OpenAIBackend("served", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=5)
     with pytest.raises(UserError, match="cannot reach the server at http://127.0.0.1:9/v1"):
         backend.generate([episode("q1").request()], 8)
@@ -198,6 +200,7 @@ def test_replay_unknown_id_is_one_line_naming_file_and_id(replay_file):
     ],
 )
 def test_replay_file_errors_name_file_and_line(tmp_path, content, where):
+    # a broken replay file is found before the run, at the line to fix
     path = tmp_path / "r.jsonl"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(UserError, match=f"{path}{where}"):
@@ -205,6 +208,7 @@ def test_replay_file_errors_name_file_and_line(tmp_path, content, where):
 
 
 def test_replay_missing_file_is_a_user_error(tmp_path):
+    # a mistyped --replay path is a one-line error
     with pytest.raises(UserError, match="not found"):
         ReplayBackend(tmp_path / "none.jsonl")
 

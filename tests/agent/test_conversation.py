@@ -147,6 +147,7 @@ def test_first_prompt_without_a_processor_is_the_templates_text(tiny_qwen2_5_vl)
 
 
 def test_generation_prefix_needs_an_assistant_prompt():
+    # a template that opens no assistant turn cannot drive an agent: say so instead of appending blindly
     assert generation_prefix(render_prompt([{"role": "user", "content": "Q"}])) == ""
     with pytest.raises(ValueError, match="assistant"):
         generation_prefix("<|im_start|>user\nQ<|im_end|>\n")

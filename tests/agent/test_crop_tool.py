@@ -201,6 +201,7 @@ def test_boxes_outside_the_view_are_clamped_or_rejected():
 
 
 def test_parser_rejections_pass_through_as_text():
+    # a call the parser rejected reaches the model as its reason, never as a crash
     original = coordinate_image(300, 200)
     tool = CropTool(original, View.at_budget(original, "qwen2_5_vl", 1024))
     result = tool(ToolCall(None, None, "bad_json"))
@@ -227,6 +228,7 @@ def test_gt_mode_hands_the_best_matching_ground_truth_region():
 
 
 def test_gt_mode_needs_boxes():
+    # the GT diagnostic on data without boxes would silently hand the model's own crop
     original = coordinate_image(300, 200)
     with pytest.raises(ValueError, match="ground-truth boxes"):
         CropTool(original, View.at_budget(original, "qwen2_5_vl", 1024), mode="gt")
@@ -261,3 +263,20 @@ def test_the_original_is_decoded_once(tmp_path):
     second = tool(valid((100, 100, 300, 250)))
     assert first.ok and second.ok
     assert np.array_equal(np.asarray(second.crop), np.asarray(coordinate_image(900, 700).crop(second.crop_box)))
+
+
+@pytest.mark.parametrize("coord_frame", AGENT_FRAMES)
+def test_a_stored_view_maps_to_the_original_it_was_downsampled_from(coord_frame):
+    from locus_reward.options import PixelLimits
+
+    # under EasyR1 the model sees a stored, downsampled copy after EasyR1's resize and the processor's
+    original = coordinate_image(3000, 2000)
+    stored = original.resize((1500, 1000))
+    view = View.from_stored(stored, original.size, coord_frame, PixelLimits())
+    assert view.image is stored  # handed to the engine as stored: it resizes the image itself
+    assert view.seen_size == frames.seen_size(1500, 1000, coord_frame)
+    # the whole frame is the whole original, and a quarter of it the matching quarter of the original
+    tool = CropTool(original, view)
+    assert tool(valid((0, 0, *view.extent))).box_orig == (0, 0, 3000, 2000)
+    quarter = (view.extent[0] / 2, view.extent[1] / 2, *view.extent)
+    assert tool(valid(quarter)).box_orig == (1500, 1000, 3000, 2000)

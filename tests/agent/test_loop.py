@@ -64,6 +64,7 @@ def call_of(record):
 
 
 def test_the_first_answer_ends_the_episode_and_its_calls_are_not_run(replay_file):
+    # a call next to the answer is not executed, and later recorded turns are never asked for
     answering = think() + call([0, 0, 50, 50]) + "<answer>B</answer>"
     (done,) = run(replay_file, {"q1": [answering, think() + call([0, 0, 60, 60]), ANSWER]})
     assert done.end_reason == "answer" and done.answer == "B" and len(done.turns) == 1
@@ -81,11 +82,13 @@ def test_max_turns_counts_assistant_turns(replay_file):
 
 
 def test_one_turn_allowed_answers_or_stops(replay_file):
+    # with max_turns 1 a calling turn is the last: no tool turn, no answer
     done = run(replay_file, {"a": [ANSWER], "b": [think() + call([0, 0, 50, 50]), ANSWER]}, LoopConfig(max_turns=1))
     assert [(e.end_reason, e.answer) for e in done] == [("answer", "A"), ("max_turns", None)]
 
 
 def test_a_turn_with_neither_call_nor_answer_ends_without_answer(replay_file):
+    # plain prose is no answer: the episode ends and is scored wrong
     (done,) = run(replay_file, {"q1": [think("Hmm.") + "It is probably red.", ANSWER]})
     assert done.end_reason == "no_action" and done.answer is None and len(done.turns) == 1
 
@@ -100,11 +103,13 @@ def test_a_rejected_call_gets_a_text_tool_turn(replay_file):
 
 
 def test_running_past_the_recorded_turns_ends_without_answer(replay_file):
+    # a recording that stops after a call yields an empty turn: no answer
     (done,) = run(replay_file, {"q1": [think() + call([0, 0, 50, 50])]})
     assert done.end_reason == "no_action" and done.answer is None and done.turns[-1].text == ""
 
 
 def test_episodes_run_batched_and_end_independently(replay_file):
+    # one batched call per round; each episode stops on its own reason and the others go on
     done = run(
         replay_file,
         {
@@ -170,5 +175,6 @@ def test_a_turn_cut_by_max_new_tokens_is_truncated(replay_file, tiny_tokenizer):
 
 @pytest.mark.parametrize("field, value", [("max_turns", 0), ("max_new_tokens", 0), ("max_total_tokens", -1)])
 def test_bad_limits_are_user_errors(field, value):
+    # --max-turns 0 and friends are one-line errors naming the setting
     with pytest.raises(UserError, match=field):
         LoopConfig(**{field: value})
