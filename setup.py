@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 
 
 # the pipeline, upstream first: each package may import only those before it (tests/test_layout.py checks it)
-PACKAGES = ["locus_reward", "locus_data", "locus_train", "locus_baselines", "locus_eval"]
+PACKAGES = ["locus_reward", "locus_data", "locus_agent", "locus_train", "locus_baselines", "locus_eval"]
 CORE = [
     "numpy",
     "pillow",
@@ -32,6 +32,7 @@ setup(
     packages=find_packages(include=[f"{name}*" for name in PACKAGES]),
     # files the code reads at run time, so a non-editable install works from any directory
     package_data={
+        "locus_agent": ["prompts/*.txt"],
         "locus_train": [
             "prompts/*.jinja",
             "prompts/README.md",

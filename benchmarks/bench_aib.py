@@ -45,8 +45,8 @@ def measure(variant: str, checkpoint: Path, width: int, height: int, device: str
     from PIL import Image
     from transformers import AutoModelForImageTextToText
 
+    from locus_agent.processor import load_processor
     from locus_eval import aib
-    from locus_train.processor import load_processor
     from locus_train.prompting import chat_prompt
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32

@@ -27,10 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from locus_agent.processor import load_processor
 from locus_data.problems import CUE_SEARCH_PROBLEM
 from locus_reward.frames import BACKBONES
 from locus_reward.ground_truth import dumps
-from locus_train.processor import load_processor
 from locus_train.prompt_lengths import measure_file
 from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 
@@ -50,7 +50,7 @@ def qwen2_5_vl_processor():
     import transformers
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from locus_train.processor import image_only
+    from locus_agent.processor import image_only
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"]
     alphabet = sorted(set(pre_tokenizers.ByteLevel.alphabet()))

@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from locus_agent.processor import load_processor, pixel_limits
 from locus_eval import plots
 from locus_eval.benchmarks import load_vstar, mcq_prompt
 from locus_eval.cue_search import load_examples
 from locus_reward import frames
 from locus_reward.ground_truth import loads
 from locus_train.images import process_image
-from locus_train.processor import load_processor, pixel_limits
 from locus_train.prompting import chat_prompt, load_format_prompt
 
 

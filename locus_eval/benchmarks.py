@@ -40,18 +40,18 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from locus_agent import backends
+from locus_agent.backends import Request
+from locus_agent.processor import load_processor, pixel_limits
 from locus_data.errors import UserError
 from locus_data.images import open_image
-from locus_eval import backends
-from locus_eval.backends import GenerationConfig, Request
 from locus_eval.metrics import mcq_metrics, mcq_table, percent, save_report
 from locus_eval.predictions import run_manifest
-from locus_eval.runner import generate_missing
+from locus_eval.runner import GenerationConfig, generate_missing
 from locus_reward import boxes, frames
 from locus_reward.answers import LETTERS, extract_choice, final_answer
 from locus_reward.parsing import parse_box
 from locus_train.images import process_image
-from locus_train.processor import load_processor, pixel_limits
 from locus_train.prompting import chat_prompt
 
 

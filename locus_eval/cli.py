@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from locus_data.errors import UserError
-from locus_eval.backends import GenerationConfig
+from locus_eval.runner import GenerationConfig
 from locus_reward.frames import COORD_FRAMES, EASYR1_MAX_PIXELS, EASYR1_MIN_PIXELS
 from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe, resolve
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from locus_agent import backends
+from locus_agent.backends import Request
+from locus_agent.processor import load_processor, pixel_limits
 from locus_data.schema import ANSWER, EASYR1_COLUMNS, IMAGES, PROBLEM
-from locus_eval import backends
-from locus_eval.backends import GenerationConfig, Request
 from locus_eval.metrics import box_metrics, save_report, table10
 from locus_eval.predictions import run_manifest
-from locus_eval.runner import generate_missing
+from locus_eval.runner import GenerationConfig, generate_missing
 from locus_reward.cue_search import score_response
 from locus_reward.ground_truth import loads as load_ground_truth
 from locus_train.images import process_image
-from locus_train.processor import load_processor, pixel_limits
 from locus_train.prompting import chat_prompt, load_format_prompt
 from locus_train.prompting import think_prefilled as prefilled
 

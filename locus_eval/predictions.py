@@ -119,7 +119,7 @@ def load_settings(run_dir: str | Path) -> dict[str, Any] | None:
 def run_manifest(task: str, model: str | Path, data: str | Path, backend: str, generation: Any, **extra: Any) -> dict:
     """The settings a run is saved with in ``generation.json`` (what :func:`check_settings` compares on resume).
 
-    ``generation`` is the run's :class:`locus_eval.backends.GenerationConfig`; ``extra`` adds task-specific keys.
+    ``generation`` is the run's :class:`locus_eval.runner.GenerationConfig`; ``extra`` adds task-specific keys.
     """
     return {
         "task": task,

@@ -5,13 +5,29 @@ after a crash during scoring) never loads a model.
 """
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from locus_eval.backends import Backend, Request
+from locus_agent.backends import Backend, Request
 from locus_eval.predictions import PREDICTIONS_FILE, PredictionWriter, check_settings, read_predictions
+from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+
+
+@dataclass
+class GenerationConfig:
+    """How responses are generated; saved with the predictions so a resumed run cannot silently change it."""
+
+    max_new_tokens: int = 2048
+    """generation budget per response (thinking models need EasyR1's ``max_response_length`` or more)"""
+    min_pixels: int | None = DEFAULT_MIN_PIXELS
+    """EasyR1 ``data.min_pixels``: images below it are upscaled before the processor"""
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    """EasyR1 ``data.max_pixels``: images above it are downscaled before the processor"""
+    batch_size: int = 8
+    """prompts per generate call (HF); vLLM schedules the whole chunk itself"""
 
 
 def generate_missing(

@@ -155,6 +155,29 @@ def frame_extent(width: int, height: int, coord_frame: str, **limits: int | None
     return float(seen_w), float(seen_h)
 
 
+def budget_pixels(visual_tokens: int, coord_frame: str) -> int:
+    """The most pixels an image may have to take at most ``visual_tokens`` tokens (``max_pixels`` of that budget).
+
+    One visual token covers ``factor x factor`` pixels after the 2x2 merge (28 px a side for Qwen2.5-VL, 32 for
+    Qwen3-VL), so the paper's 1,024- and 16,384-token budgets are ``N * factor ** 2`` pixels.
+
+    >>> budget_pixels(1024, "qwen2_5_vl"), budget_pixels(16384, "qwen3_vl")
+    (802816, 16777216)
+    """
+    factor = BACKBONES[coord_frame].factor
+    return visual_tokens * factor * factor
+
+
+def visual_tokens(width: int, height: int, coord_frame: str) -> int:
+    """Visual tokens of an image the processor leaves at ``width x height`` (sides are multiples of the factor).
+
+    >>> visual_tokens(1092, 728, "qwen2_5_vl")  # a 3000x2000 image at the 1,024-token budget
+    1014
+    """
+    factor = BACKBONES[coord_frame].factor
+    return (width // factor) * (height // factor)
+
+
 def rescale_box(box: Box, from_w: float, from_h: float, to_w: float, to_h: float) -> Box:
     """Stretch a box from a ``from_w x from_h`` image to a ``to_w x to_h`` one (how every resize here maps boxes).
 

@@ -27,6 +27,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
+from locus_agent.processor import ModelNotFound, resolve_model
 from locus_data.config import load_config
 from locus_data.errors import UserError
 from locus_reward.frames import to_model
@@ -42,7 +43,6 @@ from locus_train.easyr1_config import (
     schema_errors,
     startup_errors,
 )
-from locus_train.processor import ModelNotFound, resolve_model
 from locus_train.prompt_lengths import sha256
 from locus_train.recipe import recipe_root
 

@@ -43,6 +43,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from locus_agent.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
 from locus_data.config import SPLITS
 from locus_data.errors import UserError
 from locus_data.images import open_image
@@ -51,7 +52,6 @@ from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_reward.frames import easyr1_resize, smart_resize
 from locus_reward.ground_truth import loads
 from locus_train.images import process_image
-from locus_train.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
 from locus_train.prompting import chat_prompt, load_format_prompt
 from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe, resolve
 

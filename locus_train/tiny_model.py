@@ -3,7 +3,7 @@
 Nothing comes from a hub: the tokenizer is a byte-level BPE with no merges (every byte is a token, so any text
 encodes) plus the Qwen special tokens, the image processor is the PIL one (no torchvision), the weights are random.
 Checkpoints are saved with the *stock* ``processor_class`` so they load through the same
-``locus_train.processor.load_processor`` path users run.
+``locus_agent.processor.load_processor`` path users run.
 
 Write one from the command line (``make demo-train`` does)::
 
@@ -73,7 +73,7 @@ def build_tokenizer(chat_template: str = CHAT_TEMPLATE):
 def build_processor(kind: str = "qwen2_5_vl", chat_template: str = CHAT_TEMPLATE):
     import transformers  # heavy: only when a checkpoint is built
 
-    from locus_train.processor import image_only
+    from locus_agent.processor import image_only
 
     stock, patch, min_pixels, max_pixels = KINDS[kind]
     image_processor = transformers.Qwen2VLImageProcessor(

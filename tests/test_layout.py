@@ -1,4 +1,4 @@
-"""The layout shows the pipeline: imports flow reward -> data -> train -> baselines / eval, never back up.
+"""The layout shows the pipeline: imports flow reward -> data -> agent -> train -> baselines / eval, never back up.
 
 Read from the source with ``ast`` (function-level imports included, since a lazy import is still a dependency), so a
 refactor that sends an arrow back up, closes a cycle or reaches into ``tests/`` fails here, not in a user's install.
@@ -18,14 +18,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = {
     "locus_reward": set(),
     "locus_data": {"locus_reward"},
-    "locus_train": {"locus_reward", "locus_data"},
-    "locus_baselines": {"locus_reward", "locus_data", "locus_train"},
-    "locus_eval": {"locus_reward", "locus_data", "locus_train"},
+    "locus_agent": {"locus_reward", "locus_data"},
+    "locus_train": {"locus_reward", "locus_data", "locus_agent"},
+    "locus_baselines": {"locus_reward", "locus_data", "locus_agent", "locus_train"},
+    "locus_eval": {"locus_reward", "locus_data", "locus_agent", "locus_train"},
 }
 
 
 def _modules() -> dict[str, Path]:
-    """``{dotted module name: file}`` for every module of the five packages."""
+    """``{dotted module name: file}`` for every module of the six packages."""
     modules = {}
     for package in ALLOWED:
         for path in sorted((REPO_ROOT / package).rglob("*.py")):

@@ -26,11 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from locus_agent.processor import load_processor, pixel_limits
 from locus_data.errors import UserError
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_reward.frames import to_model
 from locus_reward.parsing import format_answer
-from locus_train.processor import load_processor, pixel_limits
 from locus_train.tiny_model import save_checkpoint
 from locus_train.trl.config import load_config
 from locus_train.trl.data import to_trl_row

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from functools import partial, update_wrapper
 from typing import Any
 
+from locus_agent.processor import pixel_limits
 from locus_reward.cue_search import compute_score
-from locus_train.processor import pixel_limits
 
 
 METRIC_PREFIX = "cue_search"

@@ -19,10 +19,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from locus_agent.processor import set_pixel_limits, vision_token_ids
 from locus_data.config import SPLITS
 from locus_data.errors import UserError
 from locus_reward.frames import BACKBONES
-from locus_train.processor import set_pixel_limits
 from locus_train.prompting import chat_prompt, load_format_prompt, think_prefilled
 from locus_train.trl.config import TrainConfig, load_config, to_yaml
 from locus_train.trl.data import count_images, load_split
@@ -31,8 +31,6 @@ from locus_train.trl.rewards import make_reward_func
 
 CONFIG_NAME = "locus_trl_config.yaml"
 """the resolved config, written to grpo.output_dir so a run records what it trained with"""
-_VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
-"""Qwen-VL markers the processor inserts around images; sampling one would break the next forward pass"""
 
 
 @dataclass
@@ -186,12 +184,12 @@ def check_images(path: Path, num_images: int) -> None:
 def resolve_model(path: str | None) -> tuple[str, Path]:
     """``(what the trainer loads, local directory holding the processor files)``; UserError when neither exists.
 
-    The rule is :func:`locus_train.processor.resolve_model`'s: a directory, or a hub id whose processor files (not
+    The rule is :func:`locus_agent.processor.resolve_model`'s: a directory, or a hub id whose processor files (not
     its weights: the trainer fetches those once every check passed) are cached or can be fetched.
     """
     if not path:
         raise UserError("model.path is not set; pass model.path=DIR (a checkpoint directory) or a hub id")
-    from locus_train.processor import resolve_model as local_dir  # the one home of the path-or-hub-id rule
+    from locus_agent.processor import resolve_model as local_dir  # the one home of the path-or-hub-id rule
 
     try:
         return path, local_dir(path, download=True)
@@ -237,13 +235,6 @@ def check_processor(processor: Any, model_dir: Path, cfg: TrainConfig) -> None:
         )
 
 
-def vision_token_ids(processor: Any) -> set[int]:
-    """Ids of the Qwen-VL vision markers the tokenizer has: a model must never write them itself."""
-    tokenizer = processor.tokenizer
-    ids = {tokenizer.convert_tokens_to_ids(token) for token in _VISION_TOKENS}
-    return {i for i in ids if i is not None and i != tokenizer.unk_token_id}
-
-
 def check_run(cfg: TrainConfig) -> Prepared:
     """Every check that needs no model weights; returns what :func:`build_trainer` needs."""
     grpo_args = grpo_config(cfg)
@@ -256,7 +247,7 @@ def check_run(cfg: TrainConfig) -> Prepared:
     except FileNotFoundError as err:
         raise UserError(f"{err}; fix data.format_prompt") from None
     model_path, model_dir = resolve_model(cfg.model.path)
-    from locus_train.processor import load_processor  # imports transformers
+    from locus_agent.processor import load_processor  # imports transformers
 
     try:
         processor = load_processor(model_dir)

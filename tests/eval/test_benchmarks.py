@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from locus_eval import backends, benchmarks
-from locus_eval.backends import Generation
+from locus_agent import backends
+from locus_agent.backends import Generation
+from locus_eval import benchmarks
 from locus_eval.benchmarks import extract_choice
 from locus_eval.cli import main
 

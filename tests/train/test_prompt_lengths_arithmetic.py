@@ -6,6 +6,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from locus_agent.processor import load_processor
 from locus_baselines.annotations import Annotation
 from locus_baselines.export_text_cue import main as export_text_cue
 from locus_data.build import Sources, build
@@ -15,7 +16,6 @@ from locus_data.problems import CUE_SEARCH_PROBLEM
 from locus_data.rows import example_key
 from locus_data.synth import synth
 from locus_reward.frames import BACKBONES, EASYR1_MAX_PIXELS, EASYR1_MIN_PIXELS
-from locus_train.processor import load_processor
 from locus_train.prompt_lengths import ImageGeometry, main, measure_file
 from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 

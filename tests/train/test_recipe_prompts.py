@@ -4,9 +4,9 @@ import argparse
 
 import pytest
 
+from locus_agent.processor import load_processor
 from locus_data.problems import CUE_SEARCH_PROBLEM, IMAGE_MARKER
 from locus_train.easyr1_config import compose, load_schema, resolve
-from locus_train.processor import load_processor
 from locus_train.prompt_lengths import add_arguments, iter_rows, prompt_length, run
 from locus_train.prompting import build_messages, load_format_prompt, render_prompt
 

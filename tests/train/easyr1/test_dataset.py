@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from locus_train.processor import load_processor
+from locus_agent.processor import load_processor
 from locus_train.prompt_lengths import measure_file
 from locus_train.prompting import load_format_prompt
 from tests.testing_utils import require_easyr1

@@ -16,10 +16,10 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from locus_agent.processor import load_processor
 from locus_reward.frames import to_model
 from locus_reward.ground_truth import loads
 from locus_reward.parsing import format_answer
-from locus_train.processor import load_processor
 from tests.testing_utils import require_easyr1
 
 from ..conftest import REPO_ROOT

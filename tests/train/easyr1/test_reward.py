@@ -4,11 +4,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from locus_agent.processor import load_processor
 from locus_reward.cue_search import SCORE_KEYS
 from locus_reward.frames import to_model
 from locus_reward.ground_truth import loads
 from locus_reward.parsing import format_answer
-from locus_train.processor import load_processor
 from tests.testing_utils import require_easyr1
 
 from .conftest import BACKBONE, CUE_RECIPES, easyr1_config, launcher_overrides

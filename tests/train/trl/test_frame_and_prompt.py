@@ -5,10 +5,10 @@ import json
 import pytest
 from PIL import Image
 
+from locus_agent.processor import load_processor, pixel_limits, set_pixel_limits
 from locus_data.problems import CUE_SEARCH_PROBLEM
 from locus_reward.frames import seen_size, to_model
 from locus_reward.parsing import format_answer
-from locus_train.processor import load_processor, pixel_limits, set_pixel_limits
 from locus_train.prompting import build_messages, load_format_prompt, render_prompt
 from locus_train.recipe import DEFAULT_FORMAT_PROMPTS
 from locus_train.trl.data import load_split

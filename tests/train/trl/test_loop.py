@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from locus_train.processor import load_processor
+from locus_agent.processor import load_processor
 from locus_train.trl.config import load_config
 from locus_train.trl.rewards import LOGGED_KEYS, METRIC_PREFIX
 from locus_train.trl.train import CONFIG_NAME, run

@@ -18,6 +18,8 @@ from typing import Any
 from locus_data.errors import UserError
 
 
+VISION_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+"""Qwen-VL markers the processor inserts around images; sampling one would break the next forward pass"""
 # processor_class names found in released checkpoints -> transformers class names
 _STOCK_PROCESSORS = {
     "Qwen2_5_VLProcessor": "Qwen2_5_VLProcessor",
@@ -159,3 +161,10 @@ def set_pixel_limits(processor: Any, min_pixels: int | None, max_pixels: int | N
         "longest_edge": high,
     }
     return low, high
+
+
+def vision_token_ids(processor: Any) -> set[int]:
+    """Ids of the Qwen-VL vision markers the tokenizer has: a model must never write them itself."""
+    tokenizer = processor.tokenizer
+    ids = {tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
+    return {i for i in ids if i is not None and i != tokenizer.unk_token_id}

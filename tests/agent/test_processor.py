@@ -5,8 +5,8 @@ import json
 import pytest
 from PIL import Image
 
+from locus_agent.processor import load_processor, processor_class_name
 from locus_data.problems import CUE_SEARCH_PROBLEM
-from locus_train.processor import load_processor, processor_class_name
 from locus_train.prompting import build_messages
 
 
