@@ -12,6 +12,7 @@ Traceback (most recent call last):
 locus_data.errors.UserError: unknown data config key 'tiny_ration'; did you mean 'tiny_ratio'?
 """
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -170,6 +171,31 @@ def load_structured(schema: type, path: str | Path | None, overrides: list[str] 
         key = getattr(err, "full_key", None) or getattr(err, "key", None)
         raise UserError(f"{name}: bad value for {key!r}: {str(err).splitlines()[0]}") from None
     return OmegaConf.to_object(merged)
+
+
+def options_section(options: type, exclude: type | None, name: str, module: str, doc: str) -> type:
+    """A config section holding the fields of a frozen options dataclass (less those of ``exclude``), as declared.
+
+    OmegaConf merges YAML and overrides into a structured config in place, which a frozen dataclass forbids; this
+    mutable copy takes each field's type and default from ``options`` (the one place they are declared), and the
+    loaded section turns back into ``options`` with its ``from_kwargs``.
+
+    >>> from locus_reward.options import FrameOptions, PixelLimits
+    >>> Section = options_section(FrameOptions, PixelLimits, "Section", __name__, "The frame options.")
+    >>> load_structured(Section, None, ["think_prefilled=true"], "section")
+    Section(coord_frame='qwen2_5_vl', think_prefilled=True, allow_empty_think=True)
+    """
+    skip = {f.name for f in fields(exclude)} if exclude is not None else set()
+    section = dataclasses.make_dataclass(
+        name,
+        [
+            (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+            for f in fields(options)
+            if f.name not in skip
+        ],
+    )
+    section.__module__, section.__doc__ = module, doc  # so it pickles and reads as the caller's own class
+    return section
 
 
 def field_paths(schema: type, prefix: str = "") -> list[str]:

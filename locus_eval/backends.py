@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from locus_reward.options import PixelLimits
 from locus_train.processor import load_processor
-from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from locus_train.recipe import DEFAULT_FRAME
 
 
 @dataclass
@@ -23,10 +24,8 @@ class GenerationConfig:
 
     max_new_tokens: int = 2048
     """generation budget per response (thinking models need EasyR1's ``max_response_length`` or more)"""
-    min_pixels: int | None = DEFAULT_MIN_PIXELS
-    """EasyR1 ``data.min_pixels``: images below it are upscaled before the processor"""
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    """EasyR1 ``data.max_pixels``: images above it are downscaled before the processor"""
+    pixels: PixelLimits = DEFAULT_FRAME.limits
+    """EasyR1 ``data.min_pixels``/``data.max_pixels``: images are resized into them before the processor"""
     batch_size: int = 8
     """prompts per generate call (HF); vLLM schedules the whole chunk itself"""
 

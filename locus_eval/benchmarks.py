@@ -30,6 +30,7 @@ training. Layouts read from local disk (``docs/evaluation.md`` sets each next to
 
 import base64
 import csv
+import dataclasses
 import json
 import random
 import re
@@ -568,7 +569,7 @@ def run(
 
     def make_request(_backend: Any, item: Item) -> Request:
         problem = "<image>\n" + GROUNDING_PROMPT.format(refexp=item.question) if grounding else mcq_prompt(item)
-        image = process_image(item.image, generation.min_pixels, generation.max_pixels)
+        image = process_image(item.image, generation.pixels.min_pixels, generation.pixels.max_pixels)
         return Request(chat_prompt(processor, problem), [image])
 
     predictions = generate_missing(
@@ -585,13 +586,8 @@ def run(
     label = Path(model).name
     if grounding:
         sizes = {item.index: open_image(item.image).size for item in items}
-        limits = {
-            "min_pixels": generation.min_pixels,
-            "max_pixels": generation.max_pixels,
-            "processor_min_pixels": proc_min,
-            "processor_max_pixels": proc_max,
-        }
-        rows = score_grounding(items, predictions, sizes, coord_frame, limits)
+        limits = dataclasses.replace(generation.pixels, processor_min_pixels=proc_min, processor_max_pixels=proc_max)
+        rows = score_grounding(items, predictions, sizes, coord_frame, limits.pixel_kwargs)
         metrics = {**grounding_metrics(rows), "coord_frame": coord_frame, "acc_rule": "iou >= 0.5"}
         metrics["objects"] = len({item.object_id for item in items})
         table = "\n".join(

@@ -5,6 +5,7 @@ calls :func:`locus_reward.cue_search.score_response` for every saved response, s
 IoU have one implementation shared with the reward.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from locus_eval.predictions import run_manifest
 from locus_eval.runner import generate_missing
 from locus_reward.cue_search import score_response
 from locus_reward.ground_truth import loads as load_ground_truth
+from locus_reward.options import FrameOptions
 from locus_train.images import process_image
 from locus_train.processor import load_processor, pixel_limits
 from locus_train.prompting import chat_prompt, load_format_prompt
@@ -72,31 +74,16 @@ def load_examples(path: str | Path, limit: int | None = None) -> list[CueExample
     return examples
 
 
-@dataclass
-class ScoringConfig:
-    """How saved responses are read back into boxes; must match the training reward's options."""
-
-    coord_frame: str = "qwen2_5_vl"
-    """coordinate convention of the model's boxes (qwen2_5_vl, qwen3_vl, original)"""
-    min_pixels: int | None = None
-    """EasyR1 data.min_pixels used at generation (rebuilds the seen frame)"""
-    max_pixels: int | None = None
-    """EasyR1 data.max_pixels used at generation"""
-    processor_min_pixels: int | None = None
-    """the checkpoint processor's min pixels; None means the released checkpoint's"""
-    processor_max_pixels: int | None = None
-    """the checkpoint processor's max pixels; None means the released checkpoint's"""
-    think_prefilled: bool = False
-    """the chat template opened the think block (Qwen3-VL-Thinking), so responses start inside it"""
-
-
 def score_predictions(
     examples: list[CueExample],
     predictions: dict[int, dict[str, Any]],
-    config: ScoringConfig,
+    config: FrameOptions,
     allow_partial: bool = False,
 ) -> list[dict[str, Any]]:
     """Per-example reward scores (iou, acc50, acc75, format, parse_fail) for every example with a prediction.
+
+    ``config`` says how responses are read back into boxes: the training reward's frame options, with the pixel
+    limits the run generated with and its processor's own.
 
     Missing predictions raise unless ``allow_partial``; a prediction whose ``image_id`` disagrees with the data
     raises, since it was made for another file.
@@ -119,16 +106,7 @@ def score_predictions(
                 f"prediction {example.index} is for image {saved_id!r} but the data has {example.image_id!r}: "
                 "predictions and --data do not belong together"
             )
-        scores = score_response(
-            prediction["response"],
-            example.answer,
-            coord_frame=config.coord_frame,
-            min_pixels=config.min_pixels,
-            max_pixels=config.max_pixels,
-            processor_min_pixels=config.processor_min_pixels,
-            processor_max_pixels=config.processor_max_pixels,
-            think_prefilled=config.think_prefilled,
-        )
+        scores = score_response(prediction["response"], example.answer, **dataclasses.asdict(config))
         row = {"index": example.index, "image_id": example.image_id, "size_bin": example.size_bin}
         row.update({key: scores[key] for key in ("iou", "acc50", "acc75", "format", "parse_fail")})
         if "finished" in prediction:
@@ -137,9 +115,9 @@ def score_predictions(
     return rows
 
 
-def write_report(out_dir: str | Path, rows: list[dict[str, Any]], config: ScoringConfig, label: str) -> dict[str, Any]:
+def write_report(out_dir: str | Path, rows: list[dict[str, Any]], config: FrameOptions, label: str) -> dict[str, Any]:
     """Write ``scores.jsonl``, ``metrics.json`` and ``table.md`` into ``out_dir``; return the metrics."""
-    metrics = {**box_metrics(rows), "acc_rule": "iou >= threshold", "scoring": config.__dict__}
+    metrics = {**box_metrics(rows), "acc_rule": "iou >= threshold", "scoring": dataclasses.asdict(config)}
     save_report(out_dir, rows, metrics, table10({label: metrics}))
     return metrics
 
@@ -161,6 +139,8 @@ def run(
     processor = load_processor(model)  # cheap, and fixes the prompt and frame before any model is loaded
     probe = chat_prompt(processor, examples[0].problem if examples else "", format_prompt)
     proc_min, proc_max = pixel_limits(processor)
+    # the frame the model sees: EasyR1's resize into the run's limits, then the processor's own
+    limits = dataclasses.replace(generation.pixels, processor_min_pixels=proc_min, processor_max_pixels=proc_max)
     settings = run_manifest(
         "cue-search",
         model,
@@ -174,7 +154,7 @@ def run(
     )
 
     def make_request(_backend: Any, example: CueExample) -> Request:
-        images = [process_image(image, generation.min_pixels, generation.max_pixels) for image in example.images]
+        images = [process_image(image, limits.min_pixels, limits.max_pixels) for image in example.images]
         return Request(chat_prompt(processor, example.problem, format_prompt), images)
 
     def record(example: CueExample) -> dict[str, Any]:
@@ -191,13 +171,6 @@ def run(
         max_new_tokens=generation.max_new_tokens,
         desc="cue-search",
     )
-    config = ScoringConfig(
-        coord_frame=coord_frame,
-        min_pixels=generation.min_pixels,
-        max_pixels=generation.max_pixels,
-        processor_min_pixels=proc_min,
-        processor_max_pixels=proc_max,
-        think_prefilled=settings["think_prefilled"],
-    )
+    config = FrameOptions(coord_frame=coord_frame, think_prefilled=settings["think_prefilled"], **limits.pixel_kwargs)
     rows = score_predictions(examples, predictions, config)
     return write_report(out_dir, rows, config, label=Path(model).name)

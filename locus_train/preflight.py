@@ -44,7 +44,7 @@ from locus_train.easyr1_config import (
 )
 from locus_train.processor import ModelNotFound, resolve_model
 from locus_train.prompt_lengths import sha256
-from locus_train.recipe import recipe_root
+from locus_train.recipe import frame_options, recipe_root
 
 
 EASYR1_INSTALL = f'pip install "omegaconf>=2.3,<2.4" "git+https://github.com/hiyouga/EasyR1.git@{PINNED_COMMIT}"'
@@ -401,9 +401,12 @@ def check_reward(cfg: dict[str, Any]) -> Check:
         )
     gt_text = sample_ground_truth(cfg)
     gt = loads(gt_text)
-    limits = {"min_pixels": kwargs.get("min_pixels"), "max_pixels": kwargs.get("max_pixels")}
-    box = to_model(gt.box, gt.width, gt.height, kwargs.get("coord_frame", "qwen2_5_vl"), **limits)
-    think = "The cue is here." if kwargs.get("think_prefilled") else "<think>The cue is here."
+    try:
+        frame = frame_options(kwargs)
+    except (TypeError, ValueError) as err:
+        return Check("reward", False, f"worker.reward.reward_function_kwargs: {err}")
+    box = to_model(gt.box, gt.width, gt.height, frame.coord_frame, **frame.pixel_kwargs)
+    think = "The cue is here." if frame.think_prefilled else "<think>The cue is here."
     perfect = f"{think}</think><answer>{format_answer(box, decimals=2)}</answer>"
     inputs = [
         {"response": perfect, "response_length": len(perfect), "ground_truth": gt_text},
@@ -419,7 +422,7 @@ def check_reward(cfg: dict[str, Any]) -> Check:
         return Check(
             "reward",
             False,
-            f"a perfect box in the {kwargs.get('coord_frame')} frame scored {scores[0]} "
+            f"a perfect box in the {frame.coord_frame} frame scored {scores[0]} "
             f"and no answer scored {scores[1]}: the frame or the kwargs are wrong",
         )
     return Check("reward", True, f"perfect box iou {scores[0]['iou']:.3f}, overall {scores[0]['overall']:.3f}")

@@ -53,7 +53,7 @@ from locus_reward.ground_truth import loads
 from locus_train.images import process_image
 from locus_train.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
 from locus_train.prompting import chat_prompt, load_format_prompt
-from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe, resolve
+from locus_train.recipe import DEFAULT_FRAME, read_recipe, resolve
 
 
 REPORT_VERSION = 1
@@ -307,10 +307,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format-prompt", type=Path, help="the recipe's data.format_prompt jinja file")
     parser.add_argument(
-        "--min-pixels", type=int, help=f"the recipe's data.min_pixels (default: --recipe's, else {DEFAULT_MIN_PIXELS})"
+        "--min-pixels",
+        type=int,
+        help=f"the recipe's data.min_pixels (default: --recipe's, else {DEFAULT_FRAME.min_pixels})",
     )
     parser.add_argument(
-        "--max-pixels", type=int, help=f"the recipe's data.max_pixels (default: --recipe's, else {DEFAULT_MAX_PIXELS})"
+        "--max-pixels",
+        type=int,
+        help=f"the recipe's data.max_pixels (default: --recipe's, else {DEFAULT_FRAME.max_pixels})",
     )
     parser.add_argument("--max-prompt-length", type=int, help="the recipe's data.max_prompt_length (or --recipe)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="splits to measure")
@@ -333,9 +337,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _fill_from_recipe(args: argparse.Namespace) -> None:
     """Unset flags take the recipe's values (explicit flags win), then the shipped recipes' pixel limits."""
     recipe = read_recipe(args.recipe) if args.recipe else None
-    builtin = {"min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS}
     names = ("format_prompt", "min_pixels", "max_pixels", "max_prompt_length")
-    vars(args).update(resolve({name: getattr(args, name) for name in names}, recipe, builtin))
+    vars(args).update(resolve({name: getattr(args, name) for name in names}, recipe, DEFAULT_FRAME.pixel_kwargs))
     if args.format_prompt is not None:
         args.format_prompt = Path(args.format_prompt)
     if args.max_prompt_length is None:

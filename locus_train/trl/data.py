@@ -22,6 +22,13 @@ from locus_train.images import process_image
 from locus_train.prompting import build_messages, render_prompt
 
 
+PROMPT = "prompt"
+"""TRL's conversational prompt column"""
+TRL_COLUMNS = (PROMPT, IMAGES, ANSWER)
+"""a TRL row: the prompt, then our ``images`` and ``answer`` columns under their own names (TRL reads ``images``; it
+passes ``answer`` to the reward function as the keyword of that name)"""
+
+
 def to_trl_row(problem: str, images: list[Any], answer: str, format_prompt: str | None) -> dict[str, Any]:
     """One dataset row in TRL's conversational vision format.
 
@@ -35,13 +42,13 @@ def to_trl_row(problem: str, images: list[Any], answer: str, format_prompt: str 
     """
     # EasyR1's opening and RGB conversion, without its pre-resize: under TRL only the processor resizes
     opened = [process_image(image, None, None) for image in images]
-    return {"prompt": build_messages(render_prompt(problem, format_prompt)), "images": opened, "answer": answer}
+    return {PROMPT: build_messages(render_prompt(problem, format_prompt)), IMAGES: opened, ANSWER: answer}
 
 
 def _transform(format_prompt: str | None):
     def transform(batch: dict[str, list]) -> dict[str, list]:
         rows = [to_trl_row(p, i, a, format_prompt) for p, i, a in zip(batch[PROBLEM], batch[IMAGES], batch[ANSWER])]
-        return {key: [row[key] for row in rows] for key in ("prompt", "images", "answer")}
+        return {key: [row[key] for row in rows] for key in TRL_COLUMNS}
 
     return transform
 
