@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
-from locus_data.schema import ANSWER, EASYR1_COLUMNS, IMAGES, PROBLEM
+from locus_data.rows import read_batches
+from locus_data.schema import ANN_ID, ANSWER, EASYR1_COLUMNS, IMAGE_ID, IMAGES, PROBLEM, SIZE_BIN
 from locus_eval import backends
 from locus_eval.backends import GenerationConfig, Request
 from locus_eval.metrics import box_metrics, save_report, table10
@@ -47,13 +46,17 @@ class CueExample:
     """tiny / small / large cue, for the per-bin columns"""
 
 
+METADATA = (IMAGE_ID, ANN_ID, SIZE_BIN)
+"""the metadata columns an example keeps, where the file has them"""
+
+
 def load_examples(path: str | Path, limit: int | None = None) -> list[CueExample]:
     """Read a cue-search parquet; every ``answer`` is validated up front so a broken split fails before a long run."""
-    table = pq.read_table(path)
-    missing = set(EASYR1_COLUMNS) - set(table.column_names)
-    if missing:
-        raise ValueError(f"{path} lacks the cue-search columns {sorted(missing)}")
-    rows = table.slice(0, limit).to_pylist() if limit else table.to_pylist()
+    rows = [
+        row
+        for batch in read_batches(path, EASYR1_COLUMNS, optional=METADATA, limit=limit or None)
+        for row in batch.to_pylist()
+    ]
     examples = []
     for index, row in enumerate(rows):
         try:
@@ -66,9 +69,9 @@ def load_examples(path: str | Path, limit: int | None = None) -> list[CueExample
                 problem=row[PROBLEM],
                 images=row[IMAGES],
                 answer=row[ANSWER],
-                image_id=row.get("image_id"),
-                ann_id=row.get("ann_id"),
-                size_bin=row.get("size_bin"),
+                image_id=row.get(IMAGE_ID),
+                ann_id=row.get(ANN_ID),
+                size_bin=row.get(SIZE_BIN),
             )
         )
     return examples
@@ -100,14 +103,14 @@ def score_predictions(
         prediction = predictions.get(example.index)
         if prediction is None:
             continue
-        saved_id = prediction.get("image_id")
+        saved_id = prediction.get(IMAGE_ID)
         if saved_id is not None and example.image_id is not None and saved_id != example.image_id:
             raise ValueError(
                 f"prediction {example.index} is for image {saved_id!r} but the data has {example.image_id!r}: "
                 "predictions and --data do not belong together"
             )
         scores = score_response(prediction["response"], example.answer, **dataclasses.asdict(config))
-        row = {"index": example.index, "image_id": example.image_id, "size_bin": example.size_bin}
+        row = {"index": example.index, IMAGE_ID: example.image_id, SIZE_BIN: example.size_bin}
         row.update({key: scores[key] for key in ("iou", "acc50", "acc75", "format", "parse_fail")})
         if "finished" in prediction:
             row["finished"] = prediction["finished"]
@@ -158,7 +161,7 @@ def run(
         return Request(chat_prompt(processor, example.problem, format_prompt), images)
 
     def record(example: CueExample) -> dict[str, Any]:
-        return {"index": example.index, "image_id": example.image_id, "ann_id": example.ann_id}
+        return {"index": example.index, IMAGE_ID: example.image_id, ANN_ID: example.ann_id}
 
     predictions = generate_missing(
         out_dir,

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from omegaconf import OmegaConf
 
-from locus_data.config import load_config
+from locus_data.config import SPLITS, load_config, split_path
 from locus_data.errors import UserError
+from locus_data.rows import count_rows, read_batches
 from locus_reward.frames import to_model
 from locus_reward.ground_truth import dumps, loads
 from locus_reward.parsing import format_answer
@@ -41,9 +41,10 @@ from locus_train.easyr1_config import (
     resolve,
     schema_errors,
     startup_errors,
+    with_overrides,
 )
 from locus_train.processor import ModelNotFound, resolve_model
-from locus_train.prompt_lengths import sha256
+from locus_train.prompt_report import PromptLengthReport, sha256
 from locus_train.recipe import frame_options, recipe_root
 
 
@@ -74,6 +75,8 @@ class Plan:
     """the project root the recipe's relative paths start from (:func:`locus_train.recipe.recipe_root`)"""
     recipe: Path
     ablations: list[Path]
+    raw: Any
+    """the recipe with its ablation overlays, unresolved: composed once, here (the launch adds only overrides)"""
     overrides: list[str]
     task: str
     model_path: str
@@ -258,7 +261,7 @@ def build_command(plan: Plan) -> list[str]:
 
 def check_dataset(plan: Plan, validate: Callable[[Path, int], subprocess.CompletedProcess]) -> Check:
     """train/val.parquet present (built from COCO_ROOT when missing) and valid per `locus-data validate`."""
-    files = [plan.data_dir / "train.parquet", plan.data_dir / "val.parquet"]
+    files = [split_path(plan.data_dir, split) for split in SPLITS]
     if not all(path.is_file() for path in files):
         command = shlex.join(build_command(plan))
         if plan.task == "text_cue":
@@ -302,7 +305,7 @@ def check_batch_fits(cfg: dict[str, Any]) -> Check:
     path = Path(cfg["data"]["train_files"])
     if not path.is_file():
         return Check("train size", None, f"{path} not built yet")
-    rows = pq.ParquetFile(path).metadata.num_rows
+    rows = count_rows(path)
     batch = cfg["data"]["rollout_batch_size"]
     if rows < batch:
         return Check("train size", False, f"{rows} train rows < data.rollout_batch_size {batch}: zero steps")
@@ -331,30 +334,29 @@ def check_prompt_lengths(cfg: dict[str, Any], plan: Plan) -> Check:
     report_path = prompt_report_path(plan)
     command = measure_command(cfg, plan)
     if not report_path.is_file():
-        if plan.dry_run or not (plan.data_dir / "train.parquet").is_file():
+        if plan.dry_run or not split_path(plan.data_dir, SPLITS[0]).is_file():
             return Check("prompt lengths", None, f"not measured yet; would run: {shlex.join(command)}")
         print(f"measuring prompt lengths: {shlex.join(command)}", flush=True)
         # the model check found the processor locally: the measurement must not wait on hub retries either
         subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"})
         if not report_path.is_file():
             return Check("prompt lengths", False, f"`{shlex.join(command)}` wrote no report")
-    report = json.loads(report_path.read_text(encoding="utf-8"))
+    try:
+        report = PromptLengthReport.read(report_path)
+    except UserError as err:
+        return Check("prompt lengths", False, str(err))
     format_prompt = Path(data["format_prompt"]).read_text(encoding="utf-8")
-    stale = [
-        key
-        for key, now in (
-            ("min_pixels", data["min_pixels"]),
-            ("max_pixels", data["max_pixels"]),
-            ("model", plan.model_path),
-            ("format_prompt_sha256", sha256(format_prompt)),
-            ("limit", None),
-        )
-        if report.get(key) != now
-    ]
+    stale = report.stale(
+        min_pixels=data["min_pixels"],
+        max_pixels=data["max_pixels"],
+        model=plan.model_path,
+        format_prompt_sha256=sha256(format_prompt),
+        limit=None,
+    )
     # a split rebuilt in place keeps its path: its row count tells the old report apart
-    for split, path in (("train", data["train_files"]), ("val", data["val_files"])):
-        measured = report.get("splits", {}).get(split, {}).get("rows")
-        if measured is not None and Path(path).is_file() and measured != pq.ParquetFile(path).metadata.num_rows:
+    for split, path in zip(SPLITS, (data["train_files"], data["val_files"])):
+        measured = report.splits.get(split)
+        if measured is not None and Path(path).is_file() and measured.rows != count_rows(Path(path)):
             stale.append(f"{split} rows")
     if stale:
         return Check(
@@ -362,7 +364,7 @@ def check_prompt_lengths(cfg: dict[str, Any], plan: Plan) -> Check:
             False,
             f"{report_path} was measured with other {stale}; delete it and re-run, or measure: {shlex.join(command)}",
         )
-    longest = max(split["max"] for split in report["splits"].values())
+    longest = report.longest
     if longest > data["max_prompt_length"]:
         return Check(
             "prompt lengths",
@@ -378,8 +380,8 @@ def sample_ground_truth(cfg: dict[str, Any]) -> str:
     """The first validation answer, or a synthetic one before the data exists."""
     path = Path(cfg["data"]["val_files"])
     if path.is_file():
-        table = pq.ParquetFile(path).read_row_group(0, columns=[cfg["data"]["answer_key"]])
-        return table.column(0)[0].as_py()
+        answer_key = cfg["data"]["answer_key"]
+        return next(read_batches(path, [answer_key], limit=1)).column(answer_key)[0].as_py()
     return dumps((100.0, 80.0, 132.0, 120.0), 640, 480)
 
 
@@ -474,8 +476,8 @@ def path_overrides(raw: Any, plan: Plan) -> list[str]:
     """Absolute paths for everything EasyR1 opens, plus the launcher's model and GPU layout."""
     reward_path, reward_name = str(raw.worker.reward.reward_function).rsplit(":", 1)
     overrides = [
-        f"data.train_files={plan.data_dir / 'train.parquet'}",
-        f"data.val_files={plan.data_dir / 'val.parquet'}",
+        f"data.train_files={split_path(plan.data_dir, SPLITS[0])}",
+        f"data.val_files={split_path(plan.data_dir, SPLITS[1])}",
         f"data.format_prompt={absolute(raw.data.format_prompt, plan.root)}",
         f"worker.reward.reward_function={absolute(reward_path, plan.root)}:{reward_name}",
         f"worker.actor.model.model_path={plan.model_path}",
@@ -498,6 +500,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         root=root,
         recipe=recipe,
         ablations=ablations,
+        raw=raw,
         overrides=args.overrides,
         task=args.task,
         model_path=args.model_path or str(raw.worker.actor.model.model_path),
@@ -522,10 +525,9 @@ def write_config_file(plan: Plan) -> None:
     """Write the composed recipe + overlays (only when launching; interpolations stay for EasyR1 to resolve)."""
     if not plan.ablations:
         return
-    raw, _ = compose(plan.recipe, plan.ablations)
     out = config_file(plan)
     out.parent.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(raw, out)
+    OmegaConf.save(plan.raw, out)
 
 
 EXPENSIVE = ("dataset", "train size", "prompt lengths")
@@ -554,9 +556,8 @@ def preflight(
     add(check_easyr1())
     try:
         schema = load_schema()
-        raw, _ = compose(plan.recipe, plan.ablations)
-        overrides = path_overrides(raw, plan) + plan.overrides
-        raw, _ = compose(plan.recipe, plan.ablations, overrides)
+        overrides = path_overrides(plan.raw, plan) + plan.overrides
+        raw = with_overrides(plan.raw, overrides)
     except RecipeError as err:
         add(Check("config", False, str(err)))
         return checks, []

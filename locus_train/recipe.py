@@ -19,14 +19,11 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from locus_data.errors import UserError
+from locus_data.yaml_config import read_yaml
 from locus_reward.options import FrameOptions, PixelLimits
-
-
-if TYPE_CHECKING:
-    from omegaconf import DictConfig
 
 
 PROMPTS_DIR = Path(__file__).with_name("prompts")
@@ -98,22 +95,6 @@ class RecipeError(UserError):
     """The recipe cannot be read, composed or resolved; the message names the key and the fix."""
 
 
-def load_yaml(path: str | Path) -> "DictConfig":
-    """A recipe or overlay YAML as an OmegaConf mapping; RecipeError for a missing, malformed or non-mapping file."""
-    from omegaconf import DictConfig, OmegaConf  # omegaconf only for tools given a recipe
-
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"config file not found: {path}")
-    try:
-        config = OmegaConf.load(path)
-    except Exception as err:  # yaml errors carry their own line/column
-        raise RecipeError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(config, DictConfig):
-        raise RecipeError(f"{path} must hold a mapping at the top level")
-    return config
-
-
 def read_recipe(path: str | Path) -> RecipeSettings:
     """Read a recipe YAML; raises RecipeError (a UserError) naming what is missing or malformed.
 
@@ -121,7 +102,7 @@ def read_recipe(path: str | Path) -> RecipeSettings:
     """
     from omegaconf import OmegaConf  # omegaconf only for tools given a recipe
 
-    config = load_yaml(path)
+    config = read_yaml(path, error=RecipeError)
     kwargs = OmegaConf.select(config, REWARD_KWARGS) or {}
     if kwargs.get("coord_frame") is None:
         raise RecipeError(f"{path}: {REWARD_KWARGS}.coord_frame is not set")

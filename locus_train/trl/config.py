@@ -2,8 +2,8 @@
 
 ``model``, ``data`` and ``reward`` are dataclasses below; ``grpo`` is passed through to ``trl.GRPOConfig`` under the
 names TRL gives its fields, and checked against them. Unknown keys anywhere fail at once with a "did you mean"
-(:func:`locus_data.config.load_structured`, the loader of every LOCUS config), so ``grpo.max_step=3`` cannot silently
-train for TRL's default length.
+(:func:`locus_data.yaml_config.load_structured`, the loader of every LOCUS config), so ``grpo.max_step=3`` cannot
+silently train for TRL's default length.
 Relative paths in a YAML file start at its project root (:func:`locus_train.recipe.recipe_root`, as in the EasyR1
 recipes); relative paths given as overrides start at the working directory.
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from locus_data.config import did_you_mean, load_structured, options_section
 from locus_data.errors import UserError
+from locus_data.yaml_config import did_you_mean, load_structured, options_section
 from locus_reward.options import CueSearchOptions, PixelLimits
 from locus_train.recipe import DEFAULT_FORMAT_PROMPTS, recipe_root
 

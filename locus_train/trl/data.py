@@ -14,9 +14,8 @@ is decoded.
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from locus_data.problems import IMAGE_MARKER
+from locus_data.rows import read_batches
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_train.images import process_image
 from locus_train.prompting import build_messages, render_prompt
@@ -70,5 +69,5 @@ def load_split(
 
 def count_images(path: str | Path) -> tuple[int, int]:
     """``(<image> markers, images)`` of the first row of a parquet split, read without decoding the file."""
-    first = pq.ParquetFile(path).read_row_group(0, columns=[PROBLEM, IMAGES]).slice(0, 1).to_pylist()[0]
+    first = next(read_batches(path, [PROBLEM, IMAGES], limit=1)).to_pylist()[0]
     return str(first[PROBLEM]).count(IMAGE_MARKER), len(first[IMAGES] or [])

@@ -27,7 +27,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
+from locus_data.rows import read_batches
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_reward.frames import to_model
 from locus_reward.parsing import format_answer
@@ -101,7 +103,7 @@ def sft_warm_start(
     rng = random.Random(seed)
     split = write_quadrant_split(out / "sft.parquet", rows, seed + 1000)
     examples = []
-    for row in pq.read_table(split).to_pylist():
+    for row in next(read_batches(split, [PROBLEM, IMAGES, ANSWER], batch_rows=None)).to_pylist():
         trl_row = to_trl_row(row[PROBLEM], row[IMAGES], row[ANSWER], FORMAT_PROMPT)
         target = answer_text(rng.choice(QUADRANTS), reward)
         examples.append(
@@ -144,7 +146,7 @@ def greedy_iou(checkpoint: Path, split: Path, reward: RewardConfig, rows: int = 
     model.eval()
     score = make_reward_func(dataclasses.asdict(reward), processor)
     ious: list[float] = []
-    table = pq.read_table(split).slice(0, rows).to_pylist()
+    table = next(read_batches(split, [PROBLEM, IMAGES, ANSWER], limit=rows, batch_rows=None)).to_pylist()
     for start in range(0, len(table), 16):
         batch = [to_trl_row(r[PROBLEM], r[IMAGES], r[ANSWER], FORMAT_PROMPT) for r in table[start : start + 16]]
         texts = [processor.apply_chat_template(r[PROMPT], add_generation_prompt=True) for r in batch]
@@ -193,8 +195,9 @@ def run_demo(config: Path, work: Path, steps: int = 40, checkpoint: Path | None 
     work.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
         checkpoint = save_checkpoint(work / "tiny_qwen2_5_vl", "qwen2_5_vl")
-    train = write_quadrant_split(work / "train.parquet", 600, seed=1)
-    held_out = write_quadrant_split(work / "val.parquet", 32, seed=2)
+    train_split, val_split = SPLITS
+    train = write_quadrant_split(split_path(work, train_split), 600, seed=1)
+    held_out = write_quadrant_split(split_path(work, val_split), 32, seed=2)
     # the recipe's reward options decide the warm-start targets and the held-out score too
     cfg = load_config(config, grpo_overrides(work / "sft" / "warm", train, held_out, work, steps))
     warm = sft_warm_start(checkpoint, work / "sft", cfg.reward, steps=60)
