@@ -292,11 +292,6 @@ def read_hrbench(tsv: str | Path) -> Loaded:
     return Loaded(items, protocol)
 
 
-def load_hrbench(tsv: str | Path) -> list[Item]:
-    """HR-Bench items (see :func:`read_hrbench`)."""
-    return read_hrbench(tsv).items
-
-
 # expressions per split, as published for the RefCOCO family (UNC splits; RefCOCOg: UMD) and as
 # lmms-eval's refcoco_bbox_rec_* score them (one sample per expression)
 PUBLISHED_EXPRESSIONS = {
@@ -378,11 +373,6 @@ def read_refcoco(path: str | Path) -> Loaded:
         "published_expressions": published,
     }
     return Loaded(items, protocol)
-
-
-def load_refcoco(path: str | Path) -> list[Item]:
-    """RefCOCO-family items, one per referring expression (see :func:`read_refcoco`)."""
-    return read_refcoco(path).items
 
 
 def mcq_prompt(item: Item) -> str:

@@ -38,7 +38,6 @@ PERCEPTION_TASKS = (
     "ai2d",
 )
 REASONING_TASKS = ("mathvision_testmini", "mathverse_testmini", "wemath_testmini_reasoning", "logicvista_reasoning")
-TASK_GROUPS = {"perception": PERCEPTION_TASKS, "reasoning": REASONING_TASKS}
 
 
 @dataclass(frozen=True)

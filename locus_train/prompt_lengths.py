@@ -127,9 +127,6 @@ class PromptCounter:
                 self._text[problem] = (len(tokens) - images, images)
         return [self._text[p] for p in problems]
 
-    def image_tokens(self, width: int, height: int) -> int:
-        return self._image(width, height)
-
     def lengths(self, problems: list[str], sizes: list[list[tuple[int, int]]], first_row: int = 0) -> list[int]:
         """Per-row lengths from problems and the ``(width, height)`` of each row's images in marker order."""
         out = []

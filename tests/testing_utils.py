@@ -15,7 +15,6 @@ def _has_cuda() -> bool:
 
 require_gpu = pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA device")
 require_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="needs vllm")
-require_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="needs torch")
 require_lmms_eval = pytest.mark.skipif(
     importlib.util.find_spec("lmms_eval") is None, reason="needs the lmms-eval extra (pip install -e '.[lmms-eval]')"
 )
