@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     for split, c in counts.items():
         print(
             f"export-text-cue {split}: {c['written']} written, {c['failed']} failed annotations skipped, "
-            f"{c['missing']} without annotation -> {out / f'{split}.parquet'}"
+            f"{c['missing']} without annotation -> {split_path(out, split)}"
         )
     return 0
 

@@ -51,10 +51,10 @@ def split_stats(path: Path) -> dict[str, Any]:
         result["bins"][size_bin] = {
             "count": count,
             "share": round(count / n, 6),
-            "area_ratio": _quantiles(area[mask]),
+            AREA_RATIO: _quantiles(area[mask]),
             "crop_short_side": _quantiles(np.minimum(crop_w, crop_h)[mask]),
             "crop_long_side": _quantiles(np.maximum(crop_w, crop_h)[mask]),
-            "cue_scale": _quantiles(scale[mask]),
+            CUE_SCALE: _quantiles(scale[mask]),
             "cue_short_side": _quantiles(cue_short[mask]),
         }
     return result
@@ -88,15 +88,15 @@ def to_markdown(stats: dict[str, Any]) -> str:
         for b in SIZE_BINS:
             info = s["bins"].get(b)
             cells.append(f"{info['count']} ({info['share'] * 100:.1f}%)" if info else "0")
-        lines.append(f"| {split} | {s['rows']} | {s['images']} | " + " | ".join(cells) + f" | {s['cue_upsampled']} |")
+        lines.append(f"| {split} | {s['rows']} | {s['images']} | " + " | ".join(cells) + f" | {s[CUE_UPSAMPLED]} |")
     lines += ["", "Distributions (min / p25 / median / p75 / max):", ""]
     lines += ["| split | bin | area ratio | crop short side px | crop long side px | cue scale | cue short side px |"]
     lines += ["|---" * 7 + "|"]
     for split, s in stats["splits"].items():
         for b, info in s["bins"].items():
             lines.append(
-                f"| {split} | {b} | {_fmt(info['area_ratio'], pct=True)} | {_fmt(info['crop_short_side'])} | "
-                f"{_fmt(info['crop_long_side'])} | {_fmt(info['cue_scale'])} | {_fmt(info['cue_short_side'])} |"
+                f"| {split} | {b} | {_fmt(info[AREA_RATIO], pct=True)} | {_fmt(info['crop_short_side'])} | "
+                f"{_fmt(info['crop_long_side'])} | {_fmt(info[CUE_SCALE])} | {_fmt(info['cue_short_side'])} |"
             )
     build = stats.get("build") or {}
     if build:

@@ -44,6 +44,11 @@ def _add_recipe_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_frame_arg(parser: argparse.ArgumentParser, help: str = "how the model writes boxes") -> None:
+    # unset until apply_recipe fills it from --recipe (or the command's fallback)
+    parser.add_argument("--coord-frame", choices=COORD_FRAMES, default=UNSET, help=help)
+
+
 # the flags named for the recipe settings they stand for (--prompt is the recipe's data.format_prompt)
 RECIPE_FLAGS = {
     "coord_frame": "coord_frame",
@@ -268,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_args(p, max_new_tokens=2048)
     p.add_argument("--data", required=True, help="cue-search parquet, e.g. data/locus_cue/val.parquet")
     _add_recipe_arg(p)
-    p.add_argument("--coord-frame", choices=COORD_FRAMES, default=UNSET, help="how the model writes boxes")
+    _add_frame_arg(p)
     p.add_argument("--prompt", default=UNSET, help="format prompt used in training (default: the recipe's)")
     p.set_defaults(func=cmd_cue_search)
 
@@ -283,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="the cue-search parquet the predictions were made for")
     p.add_argument("--predictions", required=True, type=Path, help="predictions.jsonl of a cue-search run")
     _add_recipe_arg(p)
-    p.add_argument("--coord-frame", choices=COORD_FRAMES, default=UNSET, help="how the model writes boxes")
+    _add_frame_arg(p)
     p.add_argument("--out", type=Path, default=None, help="report directory (default: next to the predictions)")
     p.add_argument("--label", default=None, help="row name in the table (default: the report directory name)")
     _add_pixel_args(p, "; without either, the run's generation.json")
@@ -311,9 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark", required=True, choices=("vstar", "hrbench", "refcoco"), help="file layout")
     p.add_argument("--data", required=True, help="V* folder, HR-Bench .tsv, or RefCOCO .parquet/.jsonl")
     _add_recipe_arg(p)
-    p.add_argument(
-        "--coord-frame", choices=COORD_FRAMES, default=UNSET, help="box convention (refcoco; default qwen2_5_vl)"
-    )
+    _add_frame_arg(p, f"box convention (refcoco; default {BENCH_FRAME.coord_frame})")
     p.add_argument("--seed", type=int, default=0, help="V* option shuffle seed")
     p.set_defaults(func=cmd_bench)
 

@@ -16,12 +16,12 @@ from locus_eval import backends
 from locus_eval.backends import GenerationConfig, Request
 from locus_eval.metrics import box_metrics, save_report, table10
 from locus_eval.predictions import run_manifest
-from locus_eval.runner import generate_missing
+from locus_eval.runner import generate_missing, seen_limits
 from locus_reward.cue_search import score_response
 from locus_reward.ground_truth import loads as load_ground_truth
 from locus_reward.options import FrameOptions
 from locus_train.images import process_image
-from locus_train.processor import load_processor, pixel_limits
+from locus_train.processor import load_processor
 from locus_train.prompting import chat_prompt, load_format_prompt
 from locus_train.prompting import think_prefilled as prefilled
 
@@ -141,9 +141,7 @@ def run(
     format_prompt = load_format_prompt(format_prompt_path)
     processor = load_processor(model)  # cheap, and fixes the prompt and frame before any model is loaded
     probe = chat_prompt(processor, examples[0].problem if examples else "", format_prompt)
-    proc_min, proc_max = pixel_limits(processor)
-    # the frame the model sees: EasyR1's resize into the run's limits, then the processor's own
-    limits = dataclasses.replace(generation.pixels, processor_min_pixels=proc_min, processor_max_pixels=proc_max)
+    limits = seen_limits(generation, processor)
     settings = run_manifest(
         "cue-search",
         model,
@@ -151,8 +149,8 @@ def run(
         backend,
         generation,
         format_prompt=format_prompt,
-        processor_min_pixels=proc_min,
-        processor_max_pixels=proc_max,
+        processor_min_pixels=limits.processor_min_pixels,
+        processor_max_pixels=limits.processor_max_pixels,
         think_prefilled=prefilled(probe),
     )
 
@@ -170,8 +168,7 @@ def run(
         make_backend=lambda: backends.load_backend(backend, model, limit_images=2, **(backend_kwargs or {})),
         make_request=make_request,
         record=record,
-        batch_size=generation.batch_size,
-        max_new_tokens=generation.max_new_tokens,
+        generation=generation,
         desc="cue-search",
     )
     config = FrameOptions(coord_frame=coord_frame, think_prefilled=settings["think_prefilled"], **limits.pixel_kwargs)

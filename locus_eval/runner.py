@@ -4,14 +4,23 @@ The backend is built only when something is left to generate, so re-running a fi
 after a crash during scoring) never loads a model.
 """
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from locus_eval.backends import Backend, Request
+from locus_eval.backends import Backend, GenerationConfig, Request
 from locus_eval.predictions import PREDICTIONS_FILE, PredictionWriter, check_settings, read_predictions
+from locus_reward.options import PixelLimits
+from locus_train.processor import pixel_limits
+
+
+def seen_limits(generation: GenerationConfig, processor: Any) -> PixelLimits:
+    """The pixel limits of what the model sees: EasyR1's resize into the run's limits, then the processor's own."""
+    low, high = pixel_limits(processor)
+    return dataclasses.replace(generation.pixels, processor_min_pixels=low, processor_max_pixels=high)
 
 
 def generate_missing(
@@ -21,15 +30,15 @@ def generate_missing(
     make_backend: Callable[[], Backend],
     make_request: Callable[[Backend, Any], Request],
     record: Callable[[Any], dict[str, Any]],
-    batch_size: int,
-    max_new_tokens: int,
+    generation: GenerationConfig,
     desc: str = "generate",
 ) -> dict[int, dict[str, Any]]:
     """Generate every item whose ``record(item)["index"]`` is not saved yet; return all saved records by index.
 
     ``record(item)`` gives the metadata saved with a response (must hold ``index``); ``make_request`` builds the
-    prompt once the backend (and so its processor) exists.
+    prompt once the backend (and so its processor) exists; ``generation`` gives the batch size and token budget.
     """
+    batch_size, max_new_tokens = generation.batch_size, generation.max_new_tokens
 
     run_dir = Path(run_dir)
     check_settings(run_dir, settings)

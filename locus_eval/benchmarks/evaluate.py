@@ -1,6 +1,5 @@
 """One benchmark run: load its items, generate (resuming), score, and write the report with its protocol."""
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ from locus_eval.benchmarks.scoring import grounding_metrics, score_grounding, sc
 from locus_eval.benchmarks.vstar import read_vstar
 from locus_eval.metrics import mcq_metrics, mcq_table, percent, save_report
 from locus_eval.predictions import run_manifest
-from locus_eval.runner import generate_missing
+from locus_eval.runner import generate_missing, seen_limits
 from locus_train.images import process_image
-from locus_train.processor import load_processor, pixel_limits
+from locus_train.processor import load_processor
 from locus_train.prompting import chat_prompt
 
 
@@ -76,7 +75,6 @@ def run(
             file=sys.stderr,
         )
     processor = load_processor(model)
-    proc_min, proc_max = pixel_limits(processor)
     settings = run_manifest(f"bench-{benchmark}", model, data, backend, generation, seed=seed)
     grounding = benchmark == "refcoco"
 
@@ -92,15 +90,13 @@ def run(
         make_backend=lambda: backends.load_backend(backend, model, limit_images=1, **(backend_kwargs or {})),
         make_request=make_request,
         record=lambda item: {"index": item.index, "name": item.name},
-        batch_size=generation.batch_size,
-        max_new_tokens=generation.max_new_tokens,
+        generation=generation,
         desc=benchmark,
     )
     label = Path(model).name
     if grounding:
         sizes = {item.index: open_image(item.image).size for item in items}
-        limits = dataclasses.replace(generation.pixels, processor_min_pixels=proc_min, processor_max_pixels=proc_max)
-        rows = score_grounding(items, predictions, sizes, coord_frame, limits.pixel_kwargs)
+        rows = score_grounding(items, predictions, sizes, coord_frame, seen_limits(generation, processor).pixel_kwargs)
         metrics = {**grounding_metrics(rows), "coord_frame": coord_frame, "acc_rule": "iou >= 0.5"}
         metrics["objects"] = len({item.object_id for item in items})
         table = "\n".join(
