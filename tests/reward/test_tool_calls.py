@@ -145,10 +145,14 @@ def test_fuzz_never_raises(text):
 def test_linear_time_on_adversarial_text(unit):
     # repeated openers must not make any step quadratic: 10x the input takes about 10x the time
     def seconds(n: int) -> float:
+        # the best of three runs: one descheduled run on a busy machine is not the parser's time
         text = unit * n
-        start = time.perf_counter()
-        parse_trajectory(text)
-        return time.perf_counter() - start
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            parse_trajectory(text)
+            times.append(time.perf_counter() - start)
+        return min(times)
 
     small, large = seconds(20_000), seconds(200_000)
     assert large < 0.5 and large < 40 * max(small, 1e-4)
