@@ -1,12 +1,13 @@
 # The two set-up commands of the README, plus the checks they are made of.
 #   make demo   synthetic COCO-format scenes -> cue-search dataset -> validate -> preview PNG (no torch needed)
 #   make test   ruff + the whole test suite on CPU (GPU/vLLM tests skip themselves)
+#   make test-fast   the inner loop: the suite without the end-to-end runs marked slow
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 DEMO ?= demo
 
-.PHONY: demo test lint style bench clean-demo easyr1 test-easyr1 demo-train
+.PHONY: demo test test-fast lint style bench clean-demo easyr1 test-easyr1 demo-train
 
 $(VENV)/.core: setup.py constraints.txt
 	python3 -m venv $(VENV)
@@ -47,6 +48,10 @@ lint: $(VENV)/.test
 
 test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# the inner loop while editing; CI and `make test` run everything, the slow tests included
+test-fast: $(VENV)/.test
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 # EasyR1 (package `verl`) is not on the package registry. EASYR1_SRC: the vendored archive of the pinned commit (what
 # CI uses), or "git+https://github.com/hiyouga/EasyR1.git@b44b311b669bf1fd1aa2fc36f2251482ba33cb16". --no-deps: its

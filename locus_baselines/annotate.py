@@ -26,7 +26,6 @@ from collections import Counter
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from locus_baselines.annotations import Annotation, AnnotationWriter, load_annotations, rewrite_annotations
@@ -34,7 +33,8 @@ from locus_baselines.teacher import TeacherClient, TeacherConfig, TeacherError
 from locus_baselines.teacher_tasks import TASKS, TeacherTask, load_task
 from locus_data.config import SPLITS
 from locus_data.errors import UserError, reports_user_errors
-from locus_data.rows import Row, example_key, iter_rows, split_files
+from locus_data.rows import Row, example_key, iter_rows, read_batches, split_files
+from locus_data.schema import ANSWER, IMAGE_ID
 from locus_reward.frames import COORD_FRAMES
 
 
@@ -169,10 +169,9 @@ def _dataset_keys(files: dict[str, Path], limit: int | None) -> set[str]:
     # only the two small columns the key needs, so counting 100K rows does not read the images
     keys: set[str] = set()
     for split, path in files.items():
-        table = pq.read_table(path, columns=["answer", "image_id"])
-        rows = table.num_rows if limit is None else min(limit, table.num_rows)
-        answers, image_ids = table.column("answer").to_pylist(), table.column("image_id").to_pylist()
-        keys.update(example_key(split, i, answers[i], image_ids[i]) for i in range(rows))
+        table = next(read_batches(path, [ANSWER, IMAGE_ID], limit=limit, batch_rows=None))
+        answers, image_ids = table.column(ANSWER).to_pylist(), table.column(IMAGE_ID).to_pylist()
+        keys.update(example_key(split, i, answers[i], image_ids[i]) for i in range(table.num_rows))
     return keys
 
 

@@ -18,6 +18,7 @@ Writes ``OUT/<split>.jsonl`` (one ``{"messages", "images", "key"}`` object per l
 """
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -34,14 +35,7 @@ from locus_reward.frames import COORD_FRAMES, frame_extent, to_model
 from locus_reward.ground_truth import loads
 from locus_reward.parsing import format_answer
 from locus_train.prompting import load_format_prompt, render_prompt
-from locus_train.recipe import (
-    DEFAULT_COORD_FRAME,
-    DEFAULT_FORMAT_PROMPTS,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MIN_PIXELS,
-    read_recipe,
-    resolve,
-)
+from locus_train.recipe import DEFAULT_FORMAT_PROMPTS, DEFAULT_FRAME, read_recipe, resolve
 
 
 DATASET_PREFIX = "locus_sft"
@@ -59,10 +53,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "format_prompt become the defaults, so the SFT baseline sees what the RL run sees",
     )
     parser.add_argument(
-        "--coord-frame", choices=COORD_FRAMES, help=f"box convention of the student (default {DEFAULT_COORD_FRAME})"
+        "--coord-frame",
+        choices=COORD_FRAMES,
+        help=f"box convention of the student (default {DEFAULT_FRAME.coord_frame})",
     )
-    parser.add_argument("--min-pixels", type=int, help=f"data.min_pixels of the recipe (default {DEFAULT_MIN_PIXELS})")
-    parser.add_argument("--max-pixels", type=int, help=f"data.max_pixels of the recipe (default {DEFAULT_MAX_PIXELS})")
+    parser.add_argument(
+        "--min-pixels", type=int, help=f"data.min_pixels of the recipe (default {DEFAULT_FRAME.min_pixels})"
+    )
+    parser.add_argument(
+        "--max-pixels", type=int, help=f"data.max_pixels of the recipe (default {DEFAULT_FRAME.max_pixels})"
+    )
     parser.add_argument(
         "--format-prompt",
         help="jinja format prompt for the student question (default: the recipe's prompt for --coord-frame; "
@@ -109,9 +109,10 @@ def sft_target(rationale: str, box: list[int]) -> str:
 def resolve_settings(args: argparse.Namespace) -> None:
     """Fill unset ``coord_frame``/``min_pixels``/``max_pixels``/``format_prompt``: flag > ``--recipe`` > built-in."""
     recipe = read_recipe(args.recipe) if args.recipe else None
-    builtin = {"coord_frame": DEFAULT_COORD_FRAME, "min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS}
     names = ("coord_frame", "min_pixels", "max_pixels", "format_prompt")
-    vars(args).update(resolve({name: getattr(args, name) for name in names}, recipe, builtin))
+    vars(args).update(
+        resolve({name: getattr(args, name) for name in names}, recipe, dataclasses.asdict(DEFAULT_FRAME))
+    )
     if args.coord_frame not in COORD_FRAMES:
         raise UserError(f"{args.recipe}: unknown coord_frame {args.coord_frame!r}")
 

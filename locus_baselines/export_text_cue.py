@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from locus_baselines.annotations import load_for_export
 from locus_baselines.export_sft import prepare_out
-from locus_data.config import SPLITS
+from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError, reports_user_errors
 from locus_data.problems import TEXT_CUE_PROBLEM
-from locus_data.rows import example_key, split_files
-from locus_data.schema import ANSWER, IMAGES, PROBLEM
+from locus_data.rows import example_key, open_parquet, read_batches, split_files
+from locus_data.schema import ANSWER, IMAGE_ID, IMAGES, PROBLEM
 
 
 ROW_GROUP_SIZE = 128
@@ -61,13 +61,11 @@ def run(args: argparse.Namespace) -> int:
     files = split_files(args.data, args.splits)
     annotations = load_for_export(args.annotations, "refexp")
     out = Path(args.out)
-    prepare_out(out, args.data, [f"{split}.parquet" for split in SPLITS], args.overwrite)
-    counts = {
-        split: _export_split(split, path, out / f"{split}.parquet", annotations) for split, path in files.items()
-    }
+    prepare_out(out, args.data, [split_path(".", split).name for split in SPLITS], args.overwrite)
+    counts = {split: _export_split(split, path, split_path(out, split), annotations) for split, path in files.items()}
     if not any(c["written"] for c in counts.values()):
         for split in counts:
-            (out / f"{split}.parquet").unlink()
+            split_path(out, split).unlink()
         raise UserError(
             f"no ok annotation in {args.annotations} matches {args.data} (keys hash each row's answer and image_id, "
             "so annotations of a rebuilt dataset do not match)"
@@ -75,23 +73,23 @@ def run(args: argparse.Namespace) -> int:
     for split, c in counts.items():
         print(
             f"export-text-cue {split}: {c['written']} written, {c['failed']} failed annotations skipped, "
-            f"{c['missing']} without annotation -> {out / f'{split}.parquet'}"
+            f"{c['missing']} without annotation -> {split_path(out, split)}"
         )
     return 0
 
 
 def _export_split(split: str, src: Path, dst: Path, annotations: dict) -> Counter[str]:
-    parquet = pq.ParquetFile(src)
+    parquet = open_parquet(src)
     schema = parquet.schema_arrow  # keeps the source metadata (e.g. Hugging Face image features)
     counts: Counter[str] = Counter()
     index = 0
     with pq.ParquetWriter(dst, schema) as writer:
         progress = tqdm(total=parquet.metadata.num_rows, desc=f"export-text-cue {split}", unit="ex")
-        for batch in parquet.iter_batches(batch_size=ROW_GROUP_SIZE):
+        for batch in read_batches(src, batch_rows=ROW_GROUP_SIZE):
             rows = batch.to_pylist()
             kept = []
             for row in rows:
-                record = annotations.get(example_key(split, index, row[ANSWER], row["image_id"]))
+                record = annotations.get(example_key(split, index, row[ANSWER], row[IMAGE_ID]))
                 index += 1
                 if record is None or record.status != "ok":
                     counts["missing" if record is None else "failed"] += 1

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from locus_data.config import SPLITS, load_config
+from locus_data.config import SPLITS, load_config, split_path
 from locus_data.errors import UserError
 
 
@@ -51,7 +51,7 @@ def _stats(args: argparse.Namespace) -> int:
     from locus_data.stats import compute_stats, to_markdown
 
     out = Path(args.dataset)
-    if not (out / "train.parquet").is_file() and not (out / "val.parquet").is_file():
+    if not any(split_path(out, split).is_file() for split in SPLITS):
         raise UserError(f"{out} has no train.parquet or val.parquet")
     old = json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {}
     stats = compute_stats(out, old.get("config"), old.get("build"))

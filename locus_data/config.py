@@ -1,4 +1,5 @@
-"""The build config: one dataclass, loaded as OmegaConf ``structured(DataConfig)`` <- YAML <- ``key=value`` overrides.
+"""The build config: one dataclass, loaded as OmegaConf ``structured(DataConfig)`` <- YAML <- ``key=value`` overrides
+(:func:`locus_data.yaml_config.load_structured`, the loader of every LOCUS config).
 
 Unknown keys (in the YAML or on the command line) are errors naming the key, as in EasyR1's own config loading, so a
 typo such as ``tiny_ration=0.8`` cannot silently build the default mix.
@@ -12,20 +13,25 @@ Traceback (most recent call last):
 locus_data.errors.UserError: unknown data config key 'tiny_ration'; did you mean 'tiny_ratio'?
 """
 
-import difflib
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from locus_data.errors import UserError
+from locus_data.yaml_config import load_structured
 
 
 SPLITS = ("train", "val")
-"""the files of a built dataset, ``OUT/<split>.parquet``"""
+"""the splits of a built dataset, each in its file :func:`split_path`"""
 SIZE_BINS = ("tiny", "small", "large")
 CUE_SOURCES = ("object", "random")
 IMAGE_MODES = ("bytes", "paths")
 CUE_FORMATS = ("png", "jpeg")
+
+
+def split_path(data_dir: str | Path, split: str) -> Path:
+    """The file holding ``split`` in a built dataset: ``DATA/<split>.parquet``."""
+    return Path(data_dir) / f"{split}.parquet"
 
 
 @dataclass
@@ -87,9 +93,14 @@ class DataConfig:
     row_group_size: int = 128
     """rows per Parquet row group in train/val.parquet (bounds the memory a reader needs per group)"""
 
+    def split_size(self, split: str) -> int:
+        """Examples in ``split`` (train or val)."""
+        train, _ = SPLITS
+        return self.num_train if split == train else self.num_val
+
     def bin_counts(self, split: str) -> dict[str, int]:
         """Exact number of examples of each size bin in ``split`` (train or val)."""
-        total = self.num_train if split == "train" else self.num_val
+        total = self.split_size(split)
         tiny = round(self.tiny_ratio * total)
         large = round(self.large_ratio * total)
         return {"tiny": tiny, "small": total - tiny - large, "large": large}
@@ -139,61 +150,6 @@ def check_config(cfg: DataConfig) -> None:
         bad(f"full_max_pixels must be >= 1024 or null, got {cfg.full_max_pixels}")
     if not 1 <= cfg.jpeg_quality <= 100:
         bad(f"jpeg_quality must be in 1..100, got {cfg.jpeg_quality}")
-
-
-def load_structured(schema: type, path: str | Path | None, overrides: list[str] | tuple[str, ...], name: str) -> Any:
-    """``schema``'s defaults <- YAML file <- ``key=value`` overrides, as a ``schema`` object: the one way every LOCUS
-    config is loaded (this data config, ``locus-train trl``'s). Raises UserError naming the problem; ``name`` says
-    which config (``"data config"``), and an unknown key comes with the closest known one."""
-    from omegaconf import OmegaConf  # here, not at the top: pool workers import this module and never need it
-    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
-
-    layers: list[Any] = [OmegaConf.structured(schema)]
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"{name} not found: {path}")
-        try:
-            layers.append(OmegaConf.load(path))
-        except Exception as err:  # yaml errors carry their own position information
-            raise UserError(f"{name} {path} is not valid YAML: {err}") from None
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise UserError(f"expected key=value, got {item!r}")
-        layers.append(OmegaConf.from_dotlist([item]))
-    try:
-        merged = OmegaConf.merge(*layers)
-    except ConfigKeyError as err:  # a key the dataclass does not have
-        key = str(err.full_key or err.key)
-        raise UserError(f"unknown {name} key {key!r}{did_you_mean(key, field_paths(schema))}") from None
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None) or getattr(err, "key", None)
-        raise UserError(f"{name}: bad value for {key!r}: {str(err).splitlines()[0]}") from None
-    return OmegaConf.to_object(merged)
-
-
-def field_paths(schema: type, prefix: str = "") -> list[str]:
-    """Dotted names of every field of a (nested) config dataclass, sections included.
-
-    >>> field_paths(DataConfig)[:3]
-    ['num_train', 'num_val', 'seed']
-    """
-    paths = []
-    for f in fields(schema):
-        paths.append(f"{prefix}{f.name}")
-        if is_dataclass(f.type):
-            paths += field_paths(f.type, f"{prefix}{f.name}.")
-    return paths
-
-
-def did_you_mean(name: str, candidates: list[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest candidate, or ``""``.
-
-    >>> did_you_mean("tiny_ration", field_paths(DataConfig))
-    "; did you mean 'tiny_ratio'?"
-    """
-    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> DataConfig:

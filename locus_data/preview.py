@@ -12,14 +12,23 @@ original at full resolution and enlarged, with the question, the lettered choice
 import random
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFont
 
+from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.images import open_image
-from locus_data.rows import open_parquet, unreadable
-from locus_data.schema import ANSWER, IMAGES
+from locus_data.rows import open_parquet, read_batches
+from locus_data.schema import (
+    ANSWER,
+    AREA_RATIO,
+    CUE_SCALE,
+    CUE_SOURCE,
+    CUE_UPSAMPLED,
+    IMAGE_ID,
+    IMAGES,
+    SIZE_BIN,
+)
 from locus_data.vqa import MANIFEST_NAME, VqaItem, read_manifest
 from locus_reward.answers import LETTERS
 from locus_reward.ground_truth import loads
@@ -58,34 +67,34 @@ def _tile(row: dict, index: int) -> Image.Image:
     )
     font = ImageFont.load_default()
     caption = (
-        f"#{index} image {row['image_id']}  {row['size_bin']}  area {row['area_ratio'] * 100:.2f}%  "
-        f"{row['cue_source']}\ncue {cue.width}x{cue.height} (scale {row['cue_scale']:.2f}"
-        f"{', upsampled' if row['cue_upsampled'] else ''}; shown x{cue_scale:.1f})  "
+        f"#{index} image {row[IMAGE_ID]}  {row[SIZE_BIN]}  area {row[AREA_RATIO] * 100:.2f}%  "
+        f"{row[CUE_SOURCE]}\ncue {cue.width}x{cue.height} (scale {row[CUE_SCALE]:.2f}"
+        f"{', upsampled' if row[CUE_UPSAMPLED] else ''}; shown x{cue_scale:.1f})  "
         f"box {[round(v, 1) for v in gt.box]} in {gt.width}x{gt.height}"
     )
     tile_draw.multiline_text((PAD, FULL_H + PAD + 2), caption, fill=(20, 20, 20), font=font, spacing=3)
     return tile
 
 
-def _rows(pf: pq.ParquetFile, picks: list[int]) -> list[dict]:
+def _rows(path: Path, pf: pq.ParquetFile, picks: list[int]) -> list[dict]:
     # read only the row groups holding the picked rows: a full train.parquet is many gigabytes
     rows, start = [], 0
     for group in range(pf.metadata.num_row_groups):
         size = pf.metadata.row_group(group).num_rows
         wanted = [i - start for i in picks if start <= i < start + size]
         if wanted:
-            table = pf.read_row_group(group)
+            table = next(read_batches(path, row_groups=[group], batch_rows=None))
             rows += [table.slice(i, 1).to_pylist()[0] for i in wanted]
         start += size
     return rows
 
 
 def preview(
-    dataset: str | Path, n: int = 12, split: str = "train", out: str | Path | None = None, seed: int = 0
+    dataset: str | Path, n: int = 12, split: str = SPLITS[0], out: str | Path | None = None, seed: int = 0
 ) -> Path:
     """Write a grid of ``n`` rows of ``split`` drawn at random with ``seed``; returns the PNG path."""
     dataset = Path(dataset)
-    path = dataset / f"{split}.parquet"
+    path = split_path(dataset, split)
     if not path.is_file():
         raise UserError(f"{path} does not exist; build the dataset first")
     if n < 1:
@@ -95,10 +104,7 @@ def preview(
     if total == 0:
         raise UserError(f"{path} has no rows")
     picks = sorted(random.Random(seed).sample(range(total), min(n, total)))
-    try:
-        rows = _rows(pf, picks)
-    except (pa.ArrowException, OSError) as err:  # a footer that reads but pages that do not
-        raise unreadable(path, err) from None
+    rows = _rows(path, pf, picks)
     tiles = [_tile(row, i) for i, row in zip(picks, rows)]
     return _save_sheet(tiles, Path(out) if out else dataset / "preview.png")
 

@@ -1,8 +1,10 @@
-"""Streaming the rows of a built LOCUS dataset (``DATA/{train,val}.parquet``), each with a stable key.
+"""Reading a built LOCUS dataset (``DATA/{train,val}.parquet``): its columns, and its rows each with a stable key.
 
-Rows are read one Parquet batch at a time, so annotating or exporting 100K examples never holds every image in
-memory. Images come back as bytes whether the dataset stores ``{"bytes", "path"}`` structs (the default) or plain
-file paths (``image_mode=paths``).
+Every reader of our parquet files goes through :func:`read_batches` (columns by the names of
+:mod:`locus_data.schema`; a missing column or an unreadable file is one UserError naming the file). Rows are read one
+Parquet batch at a time, so annotating or exporting 100K examples never holds every image in memory. :class:`Row`
+images come back as bytes whether the dataset stores ``{"bytes", "path"}`` structs (the default) or plain file paths
+(``image_mode=paths``).
 
 A row's key is ``<split>/<row index>-<hash>``, where the hash covers the row's ``answer`` and ``image_id``: the row
 index alone would silently pair old annotations with new examples if the dataset were rebuilt with another seed or
@@ -13,19 +15,19 @@ config, while the hash makes such annotations simply not match.
 """
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from locus_data.config import SPLITS
+from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
-from locus_data.schema import ANSWER, IMAGES, PROBLEM
+from locus_data.schema import ANSWER, IMAGE_ID, IMAGES, PROBLEM
 
 
-REQUIRED_COLUMNS = (PROBLEM, IMAGES, ANSWER, "image_id")
+REQUIRED_COLUMNS = (PROBLEM, IMAGES, ANSWER, IMAGE_ID)
 BATCH_ROWS = 64
 
 
@@ -100,24 +102,63 @@ def split_files(data_dir: str | Path, splits: list[str] | tuple[str, ...] = SPLI
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise UserError(f"dataset directory not found: {data_dir}")
-    files = {s: data_dir / f"{s}.parquet" for s in splits if (data_dir / f"{s}.parquet").is_file()}
+    files = {s: split_path(data_dir, s) for s in splits if split_path(data_dir, s).is_file()}
     if not files:
-        raise UserError(f"no {' or '.join(f'{s}.parquet' for s in splits)} in {data_dir}")
+        raise UserError(f"no {' or '.join(split_path('.', s).name for s in splits)} in {data_dir}")
     return files
 
 
 def count_rows(path: Path) -> int:
-    return pq.ParquetFile(path).metadata.num_rows
+    """Rows in a parquet file, from its footer (nothing else is read)."""
+    return open_parquet(Path(path)).metadata.num_rows
+
+
+def read_batches(
+    path: str | Path,
+    columns: Sequence[str] | None = None,
+    *,
+    optional: Sequence[str] = (),
+    limit: int | None = None,
+    batch_rows: int | None = BATCH_ROWS,
+    row_groups: Sequence[int] | None = None,
+) -> Iterator[pa.RecordBatch | pa.Table]:
+    """The rows of a LOCUS parquet file in order, ``batch_rows`` at a time (None: in one table).
+
+    ``columns`` are read by their :mod:`locus_data.schema` names (None: every column) and must be there; those of
+    ``optional`` are read too where the file has them. ``limit`` stops after that many rows, ``row_groups`` reads
+    only those groups. Raises UserError naming the file for a missing column, or a file that is empty, truncated or
+    not Parquet at all, whether its footer or a later page is broken.
+    """
+    path = Path(path)
+    parquet = open_parquet(path)
+    names = parquet.schema_arrow.names
+    if columns is not None:
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise UserError(f"{path} is not a LOCUS dataset: missing column(s) {', '.join(missing)}")
+        columns = [*columns, *(c for c in optional if c in names and c not in columns)]
+    left = limit
+    try:
+        if batch_rows is None:
+            groups = range(parquet.num_row_groups) if row_groups is None else row_groups
+            table = parquet.read_row_groups(groups, columns=columns)  # not read_table: it loads pandas
+            yield table if limit is None else table.slice(0, limit)
+            return
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=columns, row_groups=row_groups):
+            if left is not None:
+                if left <= 0:
+                    return
+                batch = batch.slice(0, left)
+                left -= batch.num_rows
+            yield batch
+    except (pa.ArrowException, OSError) as err:  # a footer that reads but pages that do not
+        raise unreadable(path, err) from None
 
 
 def iter_rows(split: str, path: Path) -> Iterator[Row]:
     """Rows of one split in file order."""
-    parquet = pq.ParquetFile(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in parquet.schema_arrow.names]
-    if missing:
-        raise UserError(f"{path} is not a LOCUS dataset: missing column(s) {', '.join(missing)}")
     index = 0
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=list(REQUIRED_COLUMNS)):
+    for batch in read_batches(path, REQUIRED_COLUMNS):
         columns = batch.to_pydict()
         for problem, images, answer, image_id in zip(*(columns[c] for c in REQUIRED_COLUMNS)):
             key = example_key(split, index, answer, image_id)

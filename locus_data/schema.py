@@ -28,24 +28,33 @@ PROBLEM, IMAGES, ANSWER = "problem", "images", "answer"
 """the columns EasyR1 reads: the recipes' ``data.prompt_key``, ``data.image_key`` and ``data.answer_key``"""
 EASYR1_COLUMNS = (PROBLEM, IMAGES, ANSWER)
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+IMAGE_ID, ANN_ID, SIZE_BIN, CUE_SOURCE, AREA_RATIO = "image_id", "ann_id", "size_bin", "cue_source", "area_ratio"
+CROP_BOX, CUE_WIDTH, CUE_HEIGHT = "crop_box", "cue_width", "cue_height"
+CUE_SCALE, CUE_UPSAMPLED = "cue_scale", "cue_upsampled"
+"""the metadata columns other modules read by name"""
+# The VQA manifest's fields (:mod:`locus_data.vqa`: questions about high-resolution images, for LFPC): its answer
+# field has the cue-search answer column's name, but holds the plain answer (the LFPC ground truth is built from it)
+VQA_ID, VQA_IMAGE, VQA_QUESTION, VQA_ANSWER = "id", "image", "question", ANSWER
+VQA_CHOICES, VQA_BOXES = "choices", "boxes"
+VQA_VIEW_IMAGE, VQA_SELECTION = "view_image", "selection"
 
 METADATA_FIELDS = [
     pa.field("split", pa.string()),
-    pa.field("image_id", pa.int64()),
-    pa.field("ann_id", pa.int64()),  # -1: the cue is not an object (random crop)
+    pa.field(IMAGE_ID, pa.int64()),
+    pa.field(ANN_ID, pa.int64()),  # -1: the cue is not an object (random crop)
     pa.field("category_id", pa.int64()),  # -1 for random crops
-    pa.field("size_bin", pa.string()),
-    pa.field("cue_source", pa.string()),
-    pa.field("area_ratio", pa.float64()),  # object-box (or random window before padding) area / source image area
+    pa.field(SIZE_BIN, pa.string()),
+    pa.field(CUE_SOURCE, pa.string()),
+    pa.field(AREA_RATIO, pa.float64()),  # object-box (or random window before padding) area / source image area
     pa.field("source_file", pa.string()),
     pa.field("source_width", pa.int32()),
     pa.field("source_height", pa.int32()),
     pa.field("obj_box", pa.list_(pa.float64())),  # clamped object box in source pixels; null for random crops
-    pa.field("crop_box", pa.list_(pa.float64())),  # the cut window in source pixels (= answer box when not rescaled)
-    pa.field("cue_width", pa.int32()),
-    pa.field("cue_height", pa.int32()),
-    pa.field("cue_scale", pa.float64()),  # drawn scale; the stored cue may be larger when cue_upsampled
-    pa.field("cue_upsampled", pa.bool_()),
+    pa.field(CROP_BOX, pa.list_(pa.float64())),  # the cut window in source pixels (= answer box when not rescaled)
+    pa.field(CUE_WIDTH, pa.int32()),
+    pa.field(CUE_HEIGHT, pa.int32()),
+    pa.field(CUE_SCALE, pa.float64()),  # drawn scale; the stored cue may be larger when cue_upsampled
+    pa.field(CUE_UPSAMPLED, pa.bool_()),
     pa.field("full_reencoded", pa.string()),  # null: images[0] holds the source file's bytes unchanged
 ]
 
@@ -194,7 +203,7 @@ def rows_table(rows: list[dict[str, Any]], image_mode: str) -> pa.Table:
     for f in target:
         if f.name == IMAGES:
             full, cues = [r[IMAGES][0] for r in rows], [r[IMAGES][1] for r in rows]
-            arrays.append(image_column(full, cues, image_mode, [r["image_id"] for r in rows]))
+            arrays.append(image_column(full, cues, image_mode, [r[IMAGE_ID] for r in rows]))
         else:
             arrays.append(column([r[f.name] for r in rows], f.type))
     return pa.Table.from_arrays(arrays, schema=target)

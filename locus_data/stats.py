@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from locus_data.config import SIZE_BINS, SPLITS, DataConfig, to_dict
-from locus_data.rows import open_parquet, unreadable
+from locus_data.config import SIZE_BINS, SPLITS, DataConfig, split_path, to_dict
+from locus_data.rows import read_batches
+from locus_data.schema import AREA_RATIO, CROP_BOX, CUE_HEIGHT, CUE_SCALE, CUE_UPSAMPLED, CUE_WIDTH, IMAGE_ID, SIZE_BIN
 
 
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-COLUMNS = ["image_id", "size_bin", "area_ratio", "crop_box", "cue_width", "cue_height", "cue_scale", "cue_upsampled"]
+COLUMNS = [IMAGE_ID, SIZE_BIN, AREA_RATIO, CROP_BOX, CUE_WIDTH, CUE_HEIGHT, CUE_SCALE, CUE_UPSAMPLED]
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float] | None:
@@ -28,23 +28,20 @@ def _quantiles(values: np.ndarray) -> dict[str, float] | None:
 
 
 def split_stats(path: Path) -> dict[str, Any]:
-    try:  # not read_table: it loads pyarrow.dataset and pandas
-        table = open_parquet(path).read(columns=COLUMNS)
-    except (pa.ArrowException, OSError) as err:  # a footer that reads but pages that do not
-        raise unreadable(path, err) from None
+    table = next(read_batches(path, COLUMNS, batch_rows=None))
     col = {name: table.column(name).to_pylist() for name in COLUMNS}
     n = table.num_rows
-    bins = np.array(col["size_bin"], dtype=object)
-    crop = np.array(col["crop_box"], dtype=float).reshape(-1, 4)
+    bins = np.array(col[SIZE_BIN], dtype=object)
+    crop = np.array(col[CROP_BOX], dtype=float).reshape(-1, 4)
     crop_w, crop_h = crop[:, 2] - crop[:, 0], crop[:, 3] - crop[:, 1]
-    area = np.array(col["area_ratio"], dtype=float)
-    scale = np.array(col["cue_scale"], dtype=float)
-    cue_short = np.minimum(np.array(col["cue_width"]), np.array(col["cue_height"])).astype(float)
+    area = np.array(col[AREA_RATIO], dtype=float)
+    scale = np.array(col[CUE_SCALE], dtype=float)
+    cue_short = np.minimum(np.array(col[CUE_WIDTH]), np.array(col[CUE_HEIGHT])).astype(float)
     result: dict[str, Any] = {
         "rows": n,
-        "images": len(set(col["image_id"])),
+        "images": len(set(col[IMAGE_ID])),
         "bins": {},
-        "cue_upsampled": int(sum(col["cue_upsampled"])),
+        CUE_UPSAMPLED: int(sum(col[CUE_UPSAMPLED])),
     }
     for size_bin in SIZE_BINS:
         mask = bins == size_bin
@@ -54,17 +51,17 @@ def split_stats(path: Path) -> dict[str, Any]:
         result["bins"][size_bin] = {
             "count": count,
             "share": round(count / n, 6),
-            "area_ratio": _quantiles(area[mask]),
+            AREA_RATIO: _quantiles(area[mask]),
             "crop_short_side": _quantiles(np.minimum(crop_w, crop_h)[mask]),
             "crop_long_side": _quantiles(np.maximum(crop_w, crop_h)[mask]),
-            "cue_scale": _quantiles(scale[mask]),
+            CUE_SCALE: _quantiles(scale[mask]),
             "cue_short_side": _quantiles(cue_short[mask]),
         }
     return result
 
 
 def compute_stats(out: Path, cfg: DataConfig | dict | None, build_info: dict[str, Any] | None) -> dict[str, Any]:
-    splits = {s: split_stats(out / f"{s}.parquet") for s in SPLITS if (out / f"{s}.parquet").is_file()}
+    splits = {s: split_stats(split_path(out, s)) for s in SPLITS if split_path(out, s).is_file()}
     config = to_dict(cfg) if isinstance(cfg, DataConfig) else cfg
     return {"splits": splits, "build": build_info or {}, "config": config or {}}
 
@@ -91,15 +88,15 @@ def to_markdown(stats: dict[str, Any]) -> str:
         for b in SIZE_BINS:
             info = s["bins"].get(b)
             cells.append(f"{info['count']} ({info['share'] * 100:.1f}%)" if info else "0")
-        lines.append(f"| {split} | {s['rows']} | {s['images']} | " + " | ".join(cells) + f" | {s['cue_upsampled']} |")
+        lines.append(f"| {split} | {s['rows']} | {s['images']} | " + " | ".join(cells) + f" | {s[CUE_UPSAMPLED]} |")
     lines += ["", "Distributions (min / p25 / median / p75 / max):", ""]
     lines += ["| split | bin | area ratio | crop short side px | crop long side px | cue scale | cue short side px |"]
     lines += ["|---" * 7 + "|"]
     for split, s in stats["splits"].items():
         for b, info in s["bins"].items():
             lines.append(
-                f"| {split} | {b} | {_fmt(info['area_ratio'], pct=True)} | {_fmt(info['crop_short_side'])} | "
-                f"{_fmt(info['crop_long_side'])} | {_fmt(info['cue_scale'])} | {_fmt(info['cue_short_side'])} |"
+                f"| {split} | {b} | {_fmt(info[AREA_RATIO], pct=True)} | {_fmt(info['crop_short_side'])} | "
+                f"{_fmt(info['crop_long_side'])} | {_fmt(info[CUE_SCALE])} | {_fmt(info['cue_short_side'])} |"
             )
     build = stats.get("build") or {}
     if build:

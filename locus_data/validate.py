@@ -15,20 +15,33 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
-from locus_data.config import IMAGE_MODES, SIZE_BINS, SPLITS, DataConfig, load_config
+from locus_data.config import IMAGE_MODES, SIZE_BINS, SPLITS, DataConfig, load_config, split_path
 from locus_data.crops import cue_problem
 from locus_data.errors import UserError
 from locus_data.images import open_image
 from locus_data.problems import IMAGE_MARKER
-from locus_data.schema import ANSWER, EASYR1_COLUMNS, IMAGES, PROBLEM, schema
+from locus_data.rows import open_parquet, read_batches
+from locus_data.schema import (
+    ANN_ID,
+    ANSWER,
+    AREA_RATIO,
+    CUE_HEIGHT,
+    CUE_SOURCE,
+    CUE_WIDTH,
+    EASYR1_COLUMNS,
+    IMAGE_ID,
+    IMAGES,
+    PROBLEM,
+    SIZE_BIN,
+    schema,
+)
 from locus_reward.ground_truth import loads
 
 
-CHECKED_COLUMNS = (*EASYR1_COLUMNS, "image_id", "ann_id", "size_bin", "cue_source", "area_ratio")
+CHECKED_COLUMNS = (*EASYR1_COLUMNS, IMAGE_ID, ANN_ID, SIZE_BIN, CUE_SOURCE, AREA_RATIO)
 
 
 def _accepted_types(name: str) -> tuple[pa.DataType, ...]:
@@ -106,15 +119,15 @@ def _check_row(
         issue = cue_problem(cue.width, cue.height, cfg.max_cue_aspect if cfg else 200.0, min_side)
         if issue is not None:
             report.add("cue unsafe for Qwen2.5-VL/Qwen3-VL processors", f"{where}: {cue.width}x{cue.height}: {issue}")
-        if "cue_width" in row and (row["cue_width"], row["cue_height"]) != cue.size:
+        if CUE_WIDTH in row and (row[CUE_WIDTH], row[CUE_HEIGHT]) != cue.size:
             report.add("cue_width/cue_height differ from the stored cue", f"{where}: {cue.size}")
-    size_bin = row.get("size_bin")
+    size_bin = row.get(SIZE_BIN)
     if size_bin not in SIZE_BINS:
         report.add("unknown size_bin", f"{where}: {size_bin!r}")
     elif cfg is not None:
         lo, hi = cfg.bin_range(size_bin)
-        if not lo <= row.get("area_ratio", -1) < hi:
-            report.add("area_ratio outside its size bin", f"{where}: {size_bin} {row.get('area_ratio')}")
+        if not lo <= row.get(AREA_RATIO, -1) < hi:
+            report.add("area_ratio outside its size bin", f"{where}: {size_bin} {row.get(AREA_RATIO)}")
 
 
 def validate(dataset: str | Path, decode: int = 64, progress: bool = True, num_images: int = 2) -> Report:
@@ -134,14 +147,14 @@ def validate(dataset: str | Path, decode: int = 64, progress: bool = True, num_i
     image_ids: dict[str, set[int]] = {}
     bins: dict[str, dict[str, int]] = {}
     for split in SPLITS:
-        path = out / f"{split}.parquet"
+        path = split_path(out, split)
         if not path.is_file():
             report.add("missing split file", f"{path} does not exist")
             continue
         try:
-            pf = pq.ParquetFile(path)
-        except Exception as err:
-            report.add("unreadable split file", f"{path}: {err}")
+            pf = open_parquet(path)
+        except UserError as err:
+            report.add("unreadable split file", str(err))
             continue
         arrow_schema = pf.schema_arrow
         missing = [c for c in REQUIRED_TYPES if c not in arrow_schema.names]
@@ -155,7 +168,7 @@ def validate(dataset: str | Path, decode: int = 64, progress: bool = True, num_i
             continue
         n = pf.metadata.num_rows
         report.rows[split] = n
-        configured = None if cfg is None else cfg.num_train if split == "train" else cfg.num_val
+        configured = None if cfg is None else cfg.split_size(split)
         if n == 0 and configured != 0:  # zero rows is only right when the build config asked for none
             wanted = f" (config.yaml asks for {configured})" if configured else ""
             report.add("empty split", f"{path} has no rows{wanted}; rebuild the dataset")
@@ -164,20 +177,23 @@ def validate(dataset: str | Path, decode: int = 64, progress: bool = True, num_i
         counts: dict[str, int] = defaultdict(int)
         index = 0
         bar = tqdm(total=n, desc=f"validate {split}", unit="row", disable=not progress)
-        for group in range(pf.num_row_groups):  # one row group at a time keeps memory at one group's images
-            batch = pf.read_row_group(group)
-            for row in batch.to_pylist():
-                full_decode = bool(decode_every) and index % decode_every == 0
-                report.decoded += 2 * full_decode
-                _check_row(row, f"{split} row {index}", cfg, full_decode, report, num_images)
-                ids.add(row["image_id"])
-                counts[row["size_bin"]] += 1
-                index += 1
-            bar.update(batch.num_rows)
+        try:
+            for batch in read_batches(path):  # one batch at a time keeps memory at one batch's images
+                for row in batch.to_pylist():
+                    full_decode = bool(decode_every) and index % decode_every == 0
+                    report.decoded += 2 * full_decode
+                    _check_row(row, f"{split} row {index}", cfg, full_decode, report, num_images)
+                    ids.add(row[IMAGE_ID])
+                    counts[row[SIZE_BIN]] += 1
+                    index += 1
+                bar.update(batch.num_rows)
+        except UserError as err:  # pages that do not read behind a footer that does
+            report.add("unreadable split file", str(err))
         bar.close()
         image_ids[split], bins[split] = ids, dict(counts)
-    if "train" in image_ids and "val" in image_ids:
-        shared = image_ids["train"] & image_ids["val"]
+    train, val = SPLITS
+    if train in image_ids and val in image_ids:
+        shared = image_ids[train] & image_ids[val]
         if shared:
             report.add("train and val share images", f"{len(shared)} image ids, e.g. {sorted(shared)[:5]}")
     if cfg is not None:

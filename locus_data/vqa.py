@@ -29,16 +29,27 @@ from typing import Any
 
 from tqdm import tqdm
 
+from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.images import open_image
+from locus_data.schema import (
+    VQA_ANSWER,
+    VQA_BOXES,
+    VQA_CHOICES,
+    VQA_ID,
+    VQA_IMAGE,
+    VQA_QUESTION,
+    VQA_SELECTION,
+    VQA_VIEW_IMAGE,
+)
 from locus_reward import lfpc_ground_truth
 from locus_reward.boxes import Box
 
 
-ID, IMAGE, QUESTION, ANSWER, CHOICES, BOXES = "id", "image", "question", "answer", "choices", "boxes"
-"""the fields every reader and writer of a manifest uses (one home for the names)"""
-VIEW_IMAGE, SELECTION = "view_image", "selection"
-"""fields resolution selection adds (the downsampled view the model is shown, and how it was chosen)"""
+# the fields every reader and writer of a manifest uses (named once, in locus_data.schema); resolution selection adds
+# the last two (the downsampled view the model is shown, and how it was chosen)
+ID, IMAGE, QUESTION, ANSWER, CHOICES, BOXES = VQA_ID, VQA_IMAGE, VQA_QUESTION, VQA_ANSWER, VQA_CHOICES, VQA_BOXES
+VIEW_IMAGE, SELECTION = VQA_VIEW_IMAGE, VQA_SELECTION
 REQUIRED_FIELDS = (ID, IMAGE, QUESTION, ANSWER)
 KNOWN_FIELDS = (*REQUIRED_FIELDS, CHOICES, BOXES, VIEW_IMAGE, SELECTION)
 MANIFEST_NAME = "manifest.jsonl"
@@ -126,7 +137,7 @@ def is_manifest(path: str | Path) -> bool:
     """
     path = Path(path)
     if path.is_dir():
-        splits = (path / "train.parquet").exists() or (path / "val.parquet").exists()
+        splits = any(split_path(path, split).exists() for split in SPLITS)
         return (path / MANIFEST_NAME).is_file() and not splits
     if path.suffix == ".jsonl":
         return True

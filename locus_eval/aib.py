@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 
 from locus_agent.processor import load_processor, pixel_limits
 from locus_eval import plots
-from locus_eval.benchmarks import load_vstar, mcq_prompt
+from locus_eval.benchmarks.prompts import mcq_prompt
+from locus_eval.benchmarks.vstar import load_vstar
 from locus_eval.cue_search import load_examples
 from locus_reward import frames
 from locus_reward.ground_truth import loads

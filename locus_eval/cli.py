@@ -5,6 +5,7 @@ Every subcommand imports its heavy dependencies (torch, transformers, vllm, matp
 """
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -12,8 +13,9 @@ from pathlib import Path
 
 from locus_data.errors import UserError
 from locus_eval.runner import GenerationConfig
-from locus_reward.frames import COORD_FRAMES, EASYR1_MAX_PIXELS, EASYR1_MIN_PIXELS
-from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe, resolve
+from locus_reward.frames import COORD_FRAMES
+from locus_reward.options import FrameOptions, PixelLimits
+from locus_train.recipe import DEFAULT_FRAME, read_recipe, resolve
 
 
 class _Unset:
@@ -24,6 +26,8 @@ class _Unset:
 
 
 UNSET = _Unset()  # not a string, so argparse does not run it through the flag's type
+# benchmarks are ordinary full-image inference (HR-Bench is 4K/8K): EasyR1's default limits, not the cue-data cap
+BENCH_FRAME = FrameOptions()
 
 
 def _optional_int(text: str) -> int | None:
@@ -40,6 +44,11 @@ def _add_recipe_arg(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_frame_arg(parser: argparse.ArgumentParser, help: str = "how the model writes boxes") -> None:
+    # unset until apply_recipe fills it from --recipe (or the command's fallback)
+    parser.add_argument("--coord-frame", choices=COORD_FRAMES, default=UNSET, help=help)
+
+
 # the flags named for the recipe settings they stand for (--prompt is the recipe's data.format_prompt)
 RECIPE_FLAGS = {
     "coord_frame": "coord_frame",
@@ -52,14 +61,14 @@ RECIPE_FLAGS = {
 def apply_recipe(args: argparse.Namespace) -> None:
     """Fill flags left unset from ``--recipe``, else from the shipped recipes' values; explicit flags win."""
     recipe = read_recipe(args.recipe) if getattr(args, "recipe", None) else None
-    fallback = {"min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS, "format_prompt": None}
+    # the shipped recipes' limits; the frame must be given (a guessed frame scores silently wrong)
+    fallback = {**DEFAULT_FRAME.limits.pixel_kwargs, "format_prompt": None}
     if args.command == "score":
         fallback = {}  # still unset: cmd_score takes the run's own values
         if recipe is not None and args.think_prefilled is None:
             args.think_prefilled = recipe.think_prefilled
     if args.command == "bench":
-        # benchmarks are ordinary full-image inference (HR-Bench is 4K/8K): EasyR1's defaults, not the cue-data cap
-        fallback = {"min_pixels": EASYR1_MIN_PIXELS, "max_pixels": EASYR1_MAX_PIXELS, "coord_frame": "qwen2_5_vl"}
+        fallback = dataclasses.asdict(BENCH_FRAME)
     flags = {setting: getattr(args, flag) for flag, setting in RECIPE_FLAGS.items() if hasattr(args, flag)}
     resolved = resolve(flags, recipe, fallback, unset=UNSET)
     for flag, setting in RECIPE_FLAGS.items():
@@ -70,9 +79,7 @@ def apply_recipe(args: argparse.Namespace) -> None:
 
 
 def _add_generation_args(
-    parser: argparse.ArgumentParser,
-    max_new_tokens: int,
-    pixels: tuple[int, int] = (DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS),
+    parser: argparse.ArgumentParser, max_new_tokens: int, pixels: PixelLimits = DEFAULT_FRAME.limits
 ) -> None:
     parser.add_argument("--model", required=True, help="merged checkpoint directory (HF format)")
     parser.add_argument("--out", required=True, type=Path, help="run directory (resumed if it exists)")
@@ -86,10 +93,8 @@ def _add_generation_args(
     parser.add_argument("--max-model-len", type=int, default=16384, help="vllm: prompt + response tokens")
 
 
-def _add_pixel_args(
-    parser: argparse.ArgumentParser, note: str, defaults: tuple[int, int] = (DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS)
-) -> None:
-    for name, default in zip(("min", "max"), defaults):
+def _add_pixel_args(parser: argparse.ArgumentParser, note: str, defaults: PixelLimits = DEFAULT_FRAME.limits) -> None:
+    for name, default in zip(("min", "max"), (defaults.min_pixels, defaults.max_pixels)):
         parser.add_argument(
             f"--{name}-pixels",
             type=_optional_int,
@@ -101,8 +106,7 @@ def _add_pixel_args(
 def _generation(args: argparse.Namespace) -> GenerationConfig:
     return GenerationConfig(
         max_new_tokens=args.max_new_tokens,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
+        pixels=PixelLimits(args.min_pixels, args.max_pixels),
         batch_size=args.batch_size,
     )
 
@@ -161,13 +165,12 @@ def cmd_score(args: argparse.Namespace) -> None:
             print(f"note: scoring with {name}={value}; the run generated with {saved[name]}", file=sys.stderr)
         return value
 
-    config = cue_search.ScoringConfig(
+    # a run without generation.json was made with the defaults of `locus-eval cue-search`
+    default = FrameOptions(coord_frame=args.coord_frame, **DEFAULT_FRAME.limits.pixel_kwargs)
+    config = FrameOptions(
         coord_frame=args.coord_frame,
-        min_pixels=pick("min_pixels", DEFAULT_MIN_PIXELS),
-        max_pixels=pick("max_pixels", DEFAULT_MAX_PIXELS),
-        processor_min_pixels=pick("processor_min_pixels", None),
-        processor_max_pixels=pick("processor_max_pixels", None),
-        think_prefilled=pick("think_prefilled", False),
+        **{name: pick(name, value) for name, value in default.pixel_kwargs.items()},
+        think_prefilled=pick("think_prefilled", default.think_prefilled),
     )
     examples = cue_search.load_examples(args.data)
     rows = cue_search.score_predictions(examples, read_predictions(args.predictions), config, args.allow_partial)
@@ -270,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generation_args(p, max_new_tokens=2048)
     p.add_argument("--data", required=True, help="cue-search parquet, e.g. data/locus_cue/val.parquet")
     _add_recipe_arg(p)
-    p.add_argument("--coord-frame", choices=COORD_FRAMES, default=UNSET, help="how the model writes boxes")
+    _add_frame_arg(p)
     p.add_argument("--prompt", default=UNSET, help="format prompt used in training (default: the recipe's)")
     p.set_defaults(func=cmd_cue_search)
 
@@ -285,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="the cue-search parquet the predictions were made for")
     p.add_argument("--predictions", required=True, type=Path, help="predictions.jsonl of a cue-search run")
     _add_recipe_arg(p)
-    p.add_argument("--coord-frame", choices=COORD_FRAMES, default=UNSET, help="how the model writes boxes")
+    _add_frame_arg(p)
     p.add_argument("--out", type=Path, default=None, help="report directory (default: next to the predictions)")
     p.add_argument("--label", default=None, help="row name in the table (default: the report directory name)")
     _add_pixel_args(p, "; without either, the run's generation.json")
@@ -309,13 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
             "protocol that produced a number is recorded in metrics.json and table.md."
         ),
     )
-    _add_generation_args(p, max_new_tokens=1024, pixels=(EASYR1_MIN_PIXELS, EASYR1_MAX_PIXELS))
+    _add_generation_args(p, max_new_tokens=1024, pixels=BENCH_FRAME.limits)
     p.add_argument("--benchmark", required=True, choices=("vstar", "hrbench", "refcoco"), help="file layout")
     p.add_argument("--data", required=True, help="V* folder, HR-Bench .tsv, or RefCOCO .parquet/.jsonl")
     _add_recipe_arg(p)
-    p.add_argument(
-        "--coord-frame", choices=COORD_FRAMES, default=UNSET, help="box convention (refcoco; default qwen2_5_vl)"
-    )
+    _add_frame_arg(p, f"box convention (refcoco; default {BENCH_FRAME.coord_frame})")
     p.add_argument("--seed", type=int, default=0, help="V* option shuffle seed")
     p.set_defaults(func=cmd_bench)
 
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="lmms-eval --output_path; command.json/.sh land here")
     p.add_argument("--tasks", default=None, help="comma-separated lmms-eval tasks (default: the paper's twelve)")
     p.add_argument("--max-new-tokens", type=int, default=8192, help="generation budget for every task (paper: 8192)")
-    p.add_argument("--max-pixels", type=int, default=EASYR1_MAX_PIXELS, help="the model class's max_pixels")
+    p.add_argument("--max-pixels", type=int, default=BENCH_FRAME.max_pixels, help="the model class's max_pixels")
     p.add_argument("--limit", type=int, default=None, help="lmms-eval --limit (smoke runs)")
     p.add_argument("--python", default=sys.executable, help="interpreter of the environment holding lmms-eval")
     p.add_argument("--dry-run", action="store_true", help="write command.json/.sh and print them; run nothing")

@@ -5,21 +5,22 @@ calls :func:`locus_reward.cue_search.score_response` for every saved response, s
 IoU have one implementation shared with the reward.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from locus_agent import backends
 from locus_agent.backends import Request
-from locus_agent.processor import load_processor, pixel_limits
-from locus_data.schema import ANSWER, EASYR1_COLUMNS, IMAGES, PROBLEM
+from locus_agent.processor import load_processor
+from locus_data.rows import read_batches
+from locus_data.schema import ANN_ID, ANSWER, EASYR1_COLUMNS, IMAGE_ID, IMAGES, PROBLEM, SIZE_BIN
 from locus_eval.metrics import box_metrics, save_report, table10
 from locus_eval.predictions import run_manifest
-from locus_eval.runner import GenerationConfig, generate_missing
+from locus_eval.runner import GenerationConfig, generate_missing, seen_limits
 from locus_reward.cue_search import score_response
 from locus_reward.ground_truth import loads as load_ground_truth
+from locus_reward.options import FrameOptions
 from locus_train.images import process_image
 from locus_train.prompting import chat_prompt, load_format_prompt
 from locus_train.prompting import think_prefilled as prefilled
@@ -45,13 +46,17 @@ class CueExample:
     """tiny / small / large cue, for the per-bin columns"""
 
 
+METADATA = (IMAGE_ID, ANN_ID, SIZE_BIN)
+"""the metadata columns an example keeps, where the file has them"""
+
+
 def load_examples(path: str | Path, limit: int | None = None) -> list[CueExample]:
     """Read a cue-search parquet; every ``answer`` is validated up front so a broken split fails before a long run."""
-    table = pq.read_table(path)
-    missing = set(EASYR1_COLUMNS) - set(table.column_names)
-    if missing:
-        raise ValueError(f"{path} lacks the cue-search columns {sorted(missing)}")
-    rows = table.slice(0, limit).to_pylist() if limit else table.to_pylist()
+    rows = [
+        row
+        for batch in read_batches(path, EASYR1_COLUMNS, optional=METADATA, limit=limit or None)
+        for row in batch.to_pylist()
+    ]
     examples = []
     for index, row in enumerate(rows):
         try:
@@ -64,39 +69,24 @@ def load_examples(path: str | Path, limit: int | None = None) -> list[CueExample
                 problem=row[PROBLEM],
                 images=row[IMAGES],
                 answer=row[ANSWER],
-                image_id=row.get("image_id"),
-                ann_id=row.get("ann_id"),
-                size_bin=row.get("size_bin"),
+                image_id=row.get(IMAGE_ID),
+                ann_id=row.get(ANN_ID),
+                size_bin=row.get(SIZE_BIN),
             )
         )
     return examples
 
 
-@dataclass
-class ScoringConfig:
-    """How saved responses are read back into boxes; must match the training reward's options."""
-
-    coord_frame: str = "qwen2_5_vl"
-    """coordinate convention of the model's boxes (qwen2_5_vl, qwen3_vl, original)"""
-    min_pixels: int | None = None
-    """EasyR1 data.min_pixels used at generation (rebuilds the seen frame)"""
-    max_pixels: int | None = None
-    """EasyR1 data.max_pixels used at generation"""
-    processor_min_pixels: int | None = None
-    """the checkpoint processor's min pixels; None means the released checkpoint's"""
-    processor_max_pixels: int | None = None
-    """the checkpoint processor's max pixels; None means the released checkpoint's"""
-    think_prefilled: bool = False
-    """the chat template opened the think block (Qwen3-VL-Thinking), so responses start inside it"""
-
-
 def score_predictions(
     examples: list[CueExample],
     predictions: dict[int, dict[str, Any]],
-    config: ScoringConfig,
+    config: FrameOptions,
     allow_partial: bool = False,
 ) -> list[dict[str, Any]]:
     """Per-example reward scores (iou, acc50, acc75, format, parse_fail) for every example with a prediction.
+
+    ``config`` says how responses are read back into boxes: the training reward's frame options, with the pixel
+    limits the run generated with and its processor's own.
 
     Missing predictions raise unless ``allow_partial``; a prediction whose ``image_id`` disagrees with the data
     raises, since it was made for another file.
@@ -113,23 +103,14 @@ def score_predictions(
         prediction = predictions.get(example.index)
         if prediction is None:
             continue
-        saved_id = prediction.get("image_id")
+        saved_id = prediction.get(IMAGE_ID)
         if saved_id is not None and example.image_id is not None and saved_id != example.image_id:
             raise ValueError(
                 f"prediction {example.index} is for image {saved_id!r} but the data has {example.image_id!r}: "
                 "predictions and --data do not belong together"
             )
-        scores = score_response(
-            prediction["response"],
-            example.answer,
-            coord_frame=config.coord_frame,
-            min_pixels=config.min_pixels,
-            max_pixels=config.max_pixels,
-            processor_min_pixels=config.processor_min_pixels,
-            processor_max_pixels=config.processor_max_pixels,
-            think_prefilled=config.think_prefilled,
-        )
-        row = {"index": example.index, "image_id": example.image_id, "size_bin": example.size_bin}
+        scores = score_response(prediction["response"], example.answer, **dataclasses.asdict(config))
+        row = {"index": example.index, IMAGE_ID: example.image_id, SIZE_BIN: example.size_bin}
         row.update({key: scores[key] for key in ("iou", "acc50", "acc75", "format", "parse_fail")})
         if "finished" in prediction:
             row["finished"] = prediction["finished"]
@@ -137,9 +118,9 @@ def score_predictions(
     return rows
 
 
-def write_report(out_dir: str | Path, rows: list[dict[str, Any]], config: ScoringConfig, label: str) -> dict[str, Any]:
+def write_report(out_dir: str | Path, rows: list[dict[str, Any]], config: FrameOptions, label: str) -> dict[str, Any]:
     """Write ``scores.jsonl``, ``metrics.json`` and ``table.md`` into ``out_dir``; return the metrics."""
-    metrics = {**box_metrics(rows), "acc_rule": "iou >= threshold", "scoring": config.__dict__}
+    metrics = {**box_metrics(rows), "acc_rule": "iou >= threshold", "scoring": dataclasses.asdict(config)}
     save_report(out_dir, rows, metrics, table10({label: metrics}))
     return metrics
 
@@ -160,7 +141,7 @@ def run(
     format_prompt = load_format_prompt(format_prompt_path)
     processor = load_processor(model)  # cheap, and fixes the prompt and frame before any model is loaded
     probe = chat_prompt(processor, examples[0].problem if examples else "", format_prompt)
-    proc_min, proc_max = pixel_limits(processor)
+    limits = seen_limits(generation, processor)
     settings = run_manifest(
         "cue-search",
         model,
@@ -168,17 +149,17 @@ def run(
         backend,
         generation,
         format_prompt=format_prompt,
-        processor_min_pixels=proc_min,
-        processor_max_pixels=proc_max,
+        processor_min_pixels=limits.processor_min_pixels,
+        processor_max_pixels=limits.processor_max_pixels,
         think_prefilled=prefilled(probe),
     )
 
     def make_request(_backend: Any, example: CueExample) -> Request:
-        images = [process_image(image, generation.min_pixels, generation.max_pixels) for image in example.images]
+        images = [process_image(image, limits.min_pixels, limits.max_pixels) for image in example.images]
         return Request(chat_prompt(processor, example.problem, format_prompt), images)
 
     def record(example: CueExample) -> dict[str, Any]:
-        return {"index": example.index, "image_id": example.image_id, "ann_id": example.ann_id}
+        return {"index": example.index, IMAGE_ID: example.image_id, ANN_ID: example.ann_id}
 
     predictions = generate_missing(
         out_dir,
@@ -187,17 +168,9 @@ def run(
         make_backend=lambda: backends.load_backend(backend, model, limit_images=2, **(backend_kwargs or {})),
         make_request=make_request,
         record=record,
-        batch_size=generation.batch_size,
-        max_new_tokens=generation.max_new_tokens,
+        generation=generation,
         desc="cue-search",
     )
-    config = ScoringConfig(
-        coord_frame=coord_frame,
-        min_pixels=generation.min_pixels,
-        max_pixels=generation.max_pixels,
-        processor_min_pixels=proc_min,
-        processor_max_pixels=proc_max,
-        think_prefilled=settings["think_prefilled"],
-    )
+    config = FrameOptions(coord_frame=coord_frame, think_prefilled=settings["think_prefilled"], **limits.pixel_kwargs)
     rows = score_predictions(examples, predictions, config)
     return write_report(out_dir, rows, config, label=Path(model).name)

@@ -21,6 +21,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from locus_reward.options import PixelLimits
+
 
 LMMS_EVAL_VERSION = "0.7.3"
 PAPER_MAX_NEW_TOKENS = 8192
@@ -36,7 +38,6 @@ PERCEPTION_TASKS = (
     "ai2d",
 )
 REASONING_TASKS = ("mathvision_testmini", "mathverse_testmini", "wemath_testmini_reasoning", "logicvista_reasoning")
-TASK_GROUPS = {"perception": PERCEPTION_TASKS, "reasoning": REASONING_TASKS}
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class LmmsEvalConfig:
     """lmms-eval task names; run in two groups (perception, reasoning) when they are the defaults"""
     max_new_tokens: int = PAPER_MAX_NEW_TOKENS
     """generation budget for every task (the paper: 8,192, greedy)"""
-    max_pixels: int = 4194304
+    max_pixels: int = PixelLimits().max_pixels
     """the model class's ``max_pixels`` (EasyR1's default data.max_pixels: full-image inference)"""
     limit: int | None = None
     """lmms-eval ``--limit`` (smoke runs)"""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from locus_data.config import SIZE_BINS
+from locus_data.schema import SIZE_BIN
 
 
 SCORES_FILE, METRICS_FILE, TABLE_FILE = "scores.jsonl", "metrics.json", "table.md"
@@ -47,8 +48,8 @@ def box_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Overall and per-``size_bin`` box metrics from per-example ``iou/acc50/acc75/parse_fail`` rows."""
     by_bin: dict[str, list] = defaultdict(list)
     for row in rows:
-        if row.get("size_bin") is not None:
-            by_bin[row["size_bin"]].append(row)
+        if row.get(SIZE_BIN) is not None:
+            by_bin[row[SIZE_BIN]].append(row)
     order = [b for b in SIZE_BINS if b in by_bin] + sorted(b for b in by_bin if b not in SIZE_BINS)
     return {**_box_summary(rows), "by_size_bin": {b: _box_summary(by_bin[b]) for b in order}}
 

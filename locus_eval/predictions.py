@@ -128,7 +128,7 @@ def run_manifest(task: str, model: str | Path, data: str | Path, backend: str, g
         "backend": backend,
         **extra,
         "max_new_tokens": generation.max_new_tokens,
-        "min_pixels": generation.min_pixels,
-        "max_pixels": generation.max_pixels,
+        "min_pixels": generation.pixels.min_pixels,
+        "max_pixels": generation.pixels.max_pixels,
         "decoding": "greedy",
     }

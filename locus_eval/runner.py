@@ -4,6 +4,7 @@ The backend is built only when something is left to generate, so re-running a fi
 after a crash during scoring) never loads a model.
 """
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +13,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from locus_agent.backends import Backend, Request
+from locus_agent.processor import pixel_limits
 from locus_eval.predictions import PREDICTIONS_FILE, PredictionWriter, check_settings, read_predictions
-from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from locus_reward.options import PixelLimits
+from locus_train.recipe import DEFAULT_FRAME
 
 
 @dataclass
@@ -22,12 +25,16 @@ class GenerationConfig:
 
     max_new_tokens: int = 2048
     """generation budget per response (thinking models need EasyR1's ``max_response_length`` or more)"""
-    min_pixels: int | None = DEFAULT_MIN_PIXELS
-    """EasyR1 ``data.min_pixels``: images below it are upscaled before the processor"""
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
-    """EasyR1 ``data.max_pixels``: images above it are downscaled before the processor"""
+    pixels: PixelLimits = DEFAULT_FRAME.limits
+    """EasyR1 ``data.min_pixels``/``data.max_pixels``: images are resized into them before the processor"""
     batch_size: int = 8
     """prompts per generate call (HF); vLLM schedules the whole chunk itself"""
+
+
+def seen_limits(generation: GenerationConfig, processor: Any) -> PixelLimits:
+    """The pixel limits of what the model sees: EasyR1's resize into the run's limits, then the processor's own."""
+    low, high = pixel_limits(processor)
+    return dataclasses.replace(generation.pixels, processor_min_pixels=low, processor_max_pixels=high)
 
 
 def generate_missing(
@@ -37,15 +44,15 @@ def generate_missing(
     make_backend: Callable[[], Backend],
     make_request: Callable[[Backend, Any], Request],
     record: Callable[[Any], dict[str, Any]],
-    batch_size: int,
-    max_new_tokens: int,
+    generation: GenerationConfig,
     desc: str = "generate",
 ) -> dict[int, dict[str, Any]]:
     """Generate every item whose ``record(item)["index"]`` is not saved yet; return all saved records by index.
 
     ``record(item)`` gives the metadata saved with a response (must hold ``index``); ``make_request`` builds the
-    prompt once the backend (and so its processor) exists.
+    prompt once the backend (and so its processor) exists; ``generation`` gives the batch size and token budget.
     """
+    batch_size, max_new_tokens = generation.batch_size, generation.max_new_tokens
 
     run_dir = Path(run_dir)
     check_settings(run_dir, settings)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from locus_eval.benchmarks import load_vstar, xywh_to_xyxy
+from locus_eval.benchmarks.items import xywh_to_xyxy
+from locus_eval.benchmarks.vstar import load_vstar
 
 
 def suppress_image(image, boxes: list[list[float]]):

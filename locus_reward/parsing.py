@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from locus_reward.boxes import Box, is_valid
+from locus_reward.options import FrameOptions
 
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
@@ -94,7 +95,11 @@ def format_answer(box: Sequence[float], decimals: int = 0) -> str:
     return "[" + ", ".join(f"{value:.{decimals}f}" for value in box) + "]"
 
 
-def parse_response(response: str, think_prefilled: bool = False, allow_empty_think: bool = True) -> ParsedResponse:
+def parse_response(
+    response: str,
+    think_prefilled: bool = FrameOptions.think_prefilled,
+    allow_empty_think: bool = FrameOptions.allow_empty_think,
+) -> ParsedResponse:
     """Split a decoded response into its box and format verdict (see the module docstring for the rules).
 
     Never raises: anything that is not a string is read as an empty response.
@@ -146,6 +151,19 @@ def _well_formed(
     text: str, think_end: int, answer_start: int, answer_end: int, think_prefilled: bool, allow_empty_think: bool
 ) -> bool:
     # ``text`` is stripped and has exactly one answer block after the last </think>; check everything else
+    if not think_ok(text, think_end, think_prefilled, allow_empty_think):
+        return False
+    between = text[think_end + len(THINK_CLOSE) : answer_start]
+    return is_blank(between) and answer_end + len(ANSWER_CLOSE) == len(text)
+
+
+def think_ok(text: str, think_end: int, think_prefilled: bool, allow_empty_think: bool) -> bool:
+    """The think-block rule of a stripped turn whose last ``</think>`` is at ``think_end`` (-1: none): exactly one
+    block, opened by the turn itself unless the template prefilled it, and not empty unless allowed.
+
+    >>> think_ok("<think>Red.</think><answer>A</answer>", 11, think_prefilled=False, allow_empty_think=True)
+    True
+    """
     if think_end < 0 or text.count(THINK_CLOSE) != 1:
         return False
     if think_prefilled:
@@ -156,11 +174,9 @@ def _well_formed(
         think_start = len(THINK_OPEN)
         if not text.startswith(THINK_OPEN) or text.count(THINK_OPEN) != 1:
             return False
-    if not allow_empty_think and _is_blank(text[think_start:think_end]):
-        return False
-    between = text[think_end + len(THINK_CLOSE) : answer_start]
-    return _is_blank(between) and answer_end + len(ANSWER_CLOSE) == len(text)
+    return allow_empty_think or not is_blank(text[think_start:think_end])
 
 
-def _is_blank(text: str) -> bool:
+def is_blank(text: str) -> bool:
+    """Empty or white space only."""
     return not text or text.isspace()

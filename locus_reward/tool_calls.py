@@ -51,7 +51,8 @@ import re
 from typing import Any, NamedTuple
 
 from locus_reward.boxes import Box
-from locus_reward.parsing import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
+from locus_reward.options import FrameOptions
+from locus_reward.parsing import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, is_blank, think_ok
 
 
 TOOL_NAME = "image_zoom_in_tool"
@@ -164,7 +165,11 @@ def _read_box(value: Any) -> tuple[Box | None, str | None]:
     return (x1, y1, x2, y2), None
 
 
-def parse_turn(text: str, think_prefilled: bool = False, allow_empty_think: bool = True) -> Turn:
+def parse_turn(
+    text: str,
+    think_prefilled: bool = FrameOptions.think_prefilled,
+    allow_empty_think: bool = FrameOptions.allow_empty_think,
+) -> Turn:
     """The calls and answer of one model turn, and whether it is well formed (see the module docstring).
 
     ``think_prefilled``: the turn starts inside the think block (the chat template opened it). Never raises:
@@ -185,14 +190,14 @@ def parse_turn(text: str, think_prefilled: bool = False, allow_empty_think: bool
         region = 0
     calls, spans = _calls(text, region)
     answer, answer_span = _answer(text, region)
-    think_ok = _think_ok(text, think_end, think_prefilled, allow_empty_think)
+    think = think_ok(text, think_end, think_prefilled, allow_empty_think)
     if answer is not None:
         rest = [(region, answer_span[0]), (answer_span[1], len(text))]
-        format_ok = think_ok and not calls and all(_blank(text[a:b]) for a, b in rest)
+        format_ok = think and not calls and all(is_blank(text[a:b]) for a, b in rest)
     else:
         gaps = zip([region] + [end for _, end in spans], [start for start, _ in spans] + [len(text)])
-        only_calls = all(_blank(text[a:b]) for a, b in gaps)
-        format_ok = think_ok and bool(calls) and all(call.valid for call in calls) and only_calls
+        only_calls = all(is_blank(text[a:b]) for a, b in gaps)
+        format_ok = think and bool(calls) and all(call.valid for call in calls) and only_calls
     return Turn(tuple(calls), answer, format_ok)
 
 
@@ -222,24 +227,6 @@ def _answer(text: str, region: int) -> tuple[str | None, tuple[int, int]]:
     if start < 0 or end < 0 or text.count(ANSWER_OPEN, region) > 1 or text.count(ANSWER_CLOSE, region) > 1:
         return None, (0, 0)
     return text[start + len(ANSWER_OPEN) : end].strip(), (start, end + len(ANSWER_CLOSE))
-
-
-def _think_ok(text: str, think_end: int, think_prefilled: bool, allow_empty_think: bool) -> bool:
-    if think_end < 0 or text.count(THINK_CLOSE) != 1:
-        return False
-    if think_prefilled:
-        think_start = 0
-        if THINK_OPEN in text:
-            return False
-    else:
-        think_start = len(THINK_OPEN)
-        if not text.startswith(THINK_OPEN) or text.count(THINK_OPEN) != 1:
-            return False
-    return allow_empty_think or not _blank(text[think_start:think_end])
-
-
-def _blank(text: str) -> bool:
-    return not text or text.isspace()
 
 
 def split_trajectory(text: str, generation_prefix: str = "") -> list[str]:
@@ -283,7 +270,10 @@ def _strip_role_line(text: str, role: str) -> str:
 
 
 def parse_trajectory(
-    text: str, think_prefilled: bool = False, allow_empty_think: bool = True, generation_prefix: str = ""
+    text: str,
+    think_prefilled: bool = FrameOptions.think_prefilled,
+    allow_empty_think: bool = FrameOptions.allow_empty_think,
+    generation_prefix: str = "",
 ) -> Trajectory:
     """Parse every model turn of a decoded trajectory; the first answer ends it.
 

@@ -28,7 +28,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from locus_train.recipe import RecipeError, load_yaml
+from locus_data.yaml_config import override_layers, read_yaml
+from locus_train.recipe import RecipeError
 
 
 SCHEMA_PATH = Path(__file__).with_name("easyr1_schema") / "schema.json"
@@ -53,12 +54,12 @@ def compose(recipe: Path, ablations: list[Path] = (), overrides: list[str] = ())
 
     Returns the merged EasyR1 config and the merged ``locus:`` sections of the overlays.
     """
-    layers = [load_yaml(recipe)]
+    layers = [read_yaml(recipe, error=RecipeError)]
     if LOCUS_SECTION in layers[0]:
         raise RecipeError(f"{recipe}: a training recipe is passed to EasyR1 as is; move `{LOCUS_SECTION}:` out of it")
     locus: dict[str, Any] = {}
     for path in ablations:
-        overlay = load_yaml(path)
+        overlay = read_yaml(path, error=RecipeError)
         section = overlay.pop(LOCUS_SECTION, None)
         if section is not None:
             section = OmegaConf.to_container(section)
@@ -67,11 +68,12 @@ def compose(recipe: Path, ablations: list[Path] = (), overrides: list[str] = ())
                 raise RecipeError(f"{path}: unknown `{LOCUS_SECTION}:` keys {sorted(unknown)}; known: {LOCUS_KEYS}")
             locus.update(section)
         layers.append(overlay)
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise RecipeError(f"expected an EasyR1 override key=value, got {item!r}")
-        layers.append(OmegaConf.from_dotlist([item]))
-    return OmegaConf.merge(*layers), locus
+    return with_overrides(OmegaConf.merge(*layers), overrides), locus
+
+
+def with_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
+    """A composed config with ``key=value`` overrides on top (``cfg`` itself is left as it is)."""
+    return OmegaConf.merge(cfg, *override_layers(overrides, "an EasyR1 override ", RecipeError))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -26,11 +26,8 @@ Registered as ``locus-data measure-prompts``; also ``python -m locus_train.promp
 """
 
 import argparse
-import hashlib
 import io
-import json
 import os
-import statistics
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,20 +41,18 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from locus_agent.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
-from locus_data.config import SPLITS
+from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.images import open_image
 from locus_data.problems import IMAGE_MARKER
-from locus_data.schema import ANSWER, IMAGES, PROBLEM
+from locus_data.rows import open_parquet, read_batches
+from locus_data.schema import ANSWER, CUE_HEIGHT, CUE_WIDTH, IMAGES, PROBLEM
 from locus_reward.frames import easyr1_resize, smart_resize
 from locus_reward.ground_truth import loads
 from locus_train.images import process_image
+from locus_train.prompt_report import PromptLengthReport, SplitLengths, sha256
 from locus_train.prompting import chat_prompt, load_format_prompt
-from locus_train.recipe import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, read_recipe, resolve
-
-
-REPORT_VERSION = 1
-MAX_LISTED_ROWS = 20  # overlong row indices kept in the report (the filtered copy drops all of them)
+from locus_train.recipe import DEFAULT_FRAME, read_recipe, resolve
 
 
 def prompt_length(
@@ -77,8 +72,7 @@ def prompt_length(
 
 def iter_rows(path: Path, batch_size: int = 64) -> Iterator[dict[str, Any]]:
     """``problem`` and ``images`` of each row, one record batch in memory at a time."""
-    parquet = pq.ParquetFile(path)
-    for batch in parquet.iter_batches(batch_size=batch_size, columns=[PROBLEM, IMAGES]):
+    for batch in read_batches(path, [PROBLEM, IMAGES], batch_rows=batch_size):
         yield from batch.to_pylist()
 
 
@@ -133,9 +127,6 @@ class PromptCounter:
                 self._text[problem] = (len(tokens) - images, images)
         return [self._text[p] for p in problems]
 
-    def image_tokens(self, width: int, height: int) -> int:
-        return self._image(width, height)
-
     def lengths(self, problems: list[str], sizes: list[list[tuple[int, int]]], first_row: int = 0) -> list[int]:
         """Per-row lengths from problems and the ``(width, height)`` of each row's images in marker order."""
         out = []
@@ -152,7 +143,7 @@ class PromptCounter:
         return out
 
 
-SIZE_COLUMNS = (PROBLEM, ANSWER, "cue_width", "cue_height")
+SIZE_COLUMNS = (PROBLEM, ANSWER, CUE_WIDTH, CUE_HEIGHT)
 """what the arithmetic reads from a built dataset: images 0 and 1 are the full image and the cue"""
 
 
@@ -182,11 +173,11 @@ def _full_sizes(answers: list[str]) -> list[tuple[int, int]]:
     return sizes
 
 
-def _metadata_sizes(parquet: pq.ParquetFile, rows: int) -> tuple[list[str], list[list[tuple[int, int]]]] | None:
+def _metadata_sizes(path: Path, rows: int) -> tuple[list[str], list[list[tuple[int, int]]]] | None:
     """Problems and image sizes from the stored sizes (no image bytes read); None: a layout they do not describe."""
-    table = parquet.read(columns=list(SIZE_COLUMNS)).slice(0, rows)
+    table = next(read_batches(path, SIZE_COLUMNS, limit=rows, batch_rows=None))
     problems = table.column(PROBLEM).to_pylist()
-    cue_w, cue_h = table.column("cue_width").to_pylist(), table.column("cue_height").to_pylist()
+    cue_w, cue_h = table.column(CUE_WIDTH).to_pylist(), table.column(CUE_HEIGHT).to_pylist()
     markers = {p: p.count(IMAGE_MARKER) if p else 0 for p in set(problems)}
     if any(n not in (1, 2) for n in markers.values()):
         return None
@@ -202,14 +193,9 @@ def _metadata_sizes(parquet: pq.ParquetFile, rows: int) -> tuple[list[str], list
     return problems, sizes
 
 
-def _header_batches(parquet: pq.ParquetFile, rows: int, batch_size: int = 64):
+def _header_batches(path: Path, rows: int):
     """Problems and image sizes read from each image's header (the pixels are never decoded)."""
-    seen = 0
-    for batch in parquet.iter_batches(batch_size=batch_size, columns=[PROBLEM, IMAGES]):
-        if seen >= rows:
-            break
-        batch = batch.slice(0, rows - seen)
-        seen += batch.num_rows
+    for batch in read_batches(path, [PROBLEM, IMAGES], limit=rows):
         problems = batch.column(PROBLEM).to_pylist()
         sizes = []
         for entries in batch.column(IMAGES).to_pylist():
@@ -233,7 +219,7 @@ def measure_file(
     exact: bool = False,
 ) -> list[int]:
     """EasyR1's prompt length of every row (the first ``limit``): by arithmetic, or with ``exact`` by the processor."""
-    parquet = pq.ParquetFile(path)
+    parquet = open_parquet(path)
     total = parquet.metadata.num_rows
     total = min(total, limit) if limit is not None else total
     if exact:
@@ -245,43 +231,23 @@ def measure_file(
             lengths.append(prompt_length(processor, row[PROBLEM], row[IMAGES], format_prompt, min_pixels, max_pixels))
         return lengths
     counter = PromptCounter(processor, format_prompt, min_pixels, max_pixels)
-    stored = _metadata_sizes(parquet, total) if set(SIZE_COLUMNS) <= set(parquet.schema_arrow.names) else None
-    batches = [stored] if stored is not None else _header_batches(parquet, total)
+    stored = _metadata_sizes(path, total) if set(SIZE_COLUMNS) <= set(parquet.schema_arrow.names) else None
+    batches = [stored] if stored is not None else _header_batches(path, total)
     lengths = []
     for problems, sizes in batches:
         lengths += counter.lengths(problems, sizes, first_row=len(lengths))
     return lengths
 
 
-def summarize(lengths: list[int], max_prompt_length: int) -> dict[str, Any]:
-    """Distribution of one split's prompt lengths and the rows over the budget."""
-    ordered = sorted(lengths)
-
-    def quantile(q: float) -> int:
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0
-
-    overlong = [i for i, n in enumerate(lengths) if n > max_prompt_length]
-    return {
-        "rows": len(lengths),
-        "min": ordered[0] if ordered else 0,
-        "mean": round(statistics.fmean(ordered), 1) if ordered else 0.0,
-        "p50": quantile(0.5),
-        "p99": quantile(0.99),
-        "max": ordered[-1] if ordered else 0,
-        "overlong": len(overlong),
-        "overlong_rows": overlong[:MAX_LISTED_ROWS],
-    }
-
-
 def write_filtered(src: Path, dst: Path, keep: list[bool]) -> int:
     """Copy ``src`` to ``dst`` without the rows where ``keep`` is False; schema metadata is kept. Returns rows kept."""
-    parquet = pq.ParquetFile(src)
+    parquet = open_parquet(src)
     row_group_size = max(1, parquet.metadata.row_group(0).num_rows) if parquet.metadata.num_row_groups else 128
     dst.parent.mkdir(parents=True, exist_ok=True)
     start = kept = 0
     tmp = dst.with_name(f".{dst.name}.tmp")  # renamed into place once complete: a file at dst is always whole
     with pq.ParquetWriter(tmp, parquet.schema_arrow) as writer:
-        for batch in parquet.iter_batches(batch_size=row_group_size):
+        for batch in read_batches(src, batch_rows=row_group_size):
             mask = pa.array(keep[start : start + batch.num_rows])
             start += batch.num_rows
             part = batch.filter(mask)
@@ -290,10 +256,6 @@ def write_filtered(src: Path, dst: Path, keep: list[bool]) -> int:
                 writer.write_batch(part, row_group_size=row_group_size)
     os.replace(tmp, dst)
     return kept
-
-
-def sha256(text: str | None) -> str | None:
-    return None if text is None else hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -307,10 +269,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format-prompt", type=Path, help="the recipe's data.format_prompt jinja file")
     parser.add_argument(
-        "--min-pixels", type=int, help=f"the recipe's data.min_pixels (default: --recipe's, else {DEFAULT_MIN_PIXELS})"
+        "--min-pixels",
+        type=int,
+        help=f"the recipe's data.min_pixels (default: --recipe's, else {DEFAULT_FRAME.min_pixels})",
     )
     parser.add_argument(
-        "--max-pixels", type=int, help=f"the recipe's data.max_pixels (default: --recipe's, else {DEFAULT_MAX_PIXELS})"
+        "--max-pixels",
+        type=int,
+        help=f"the recipe's data.max_pixels (default: --recipe's, else {DEFAULT_FRAME.max_pixels})",
     )
     parser.add_argument("--max-prompt-length", type=int, help="the recipe's data.max_prompt_length (or --recipe)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="splits to measure")
@@ -333,9 +299,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _fill_from_recipe(args: argparse.Namespace) -> None:
     """Unset flags take the recipe's values (explicit flags win), then the shipped recipes' pixel limits."""
     recipe = read_recipe(args.recipe) if args.recipe else None
-    builtin = {"min_pixels": DEFAULT_MIN_PIXELS, "max_pixels": DEFAULT_MAX_PIXELS}
     names = ("format_prompt", "min_pixels", "max_pixels", "max_prompt_length")
-    vars(args).update(resolve({name: getattr(args, name) for name in names}, recipe, builtin))
+    vars(args).update(resolve({name: getattr(args, name) for name in names}, recipe, DEFAULT_FRAME.pixel_kwargs))
     if args.format_prompt is not None:
         args.format_prompt = Path(args.format_prompt)
     if args.max_prompt_length is None:
@@ -350,7 +315,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"measure-prompts: error: {err}", file=sys.stderr)
         return 2
     format_prompt = load_format_prompt(args.format_prompt)
-    files = {split: args.dataset / f"{split}.parquet" for split in args.splits}
+    files = {split: split_path(args.dataset, split) for split in args.splits}
     missing = [str(path) for path in files.values() if not path.is_file()]
     if missing:
         print(f"measure-prompts: error: missing {', '.join(missing)}", file=sys.stderr)
@@ -371,20 +336,17 @@ def run(args: argparse.Namespace) -> int:
     except (ModelNotFound, ValueError) as err:  # ValueError: a checkpoint without a Qwen-VL processor
         print(f"measure-prompts: error: {err}", file=sys.stderr)
         return 2
-    report: dict[str, Any] = {
-        "version": REPORT_VERSION,
-        "model": str(args.model),
-        "processor_class": type(processor).__name__,
-        "format_prompt": str(args.format_prompt) if args.format_prompt else None,
-        "format_prompt_sha256": sha256(format_prompt),
-        "min_pixels": args.min_pixels,
-        "max_pixels": args.max_pixels,
-        "max_prompt_length": args.max_prompt_length,
-        "limit": args.limit,
-        "method": "processor" if args.exact_processor else "arithmetic",
-        "splits": {},
-        "filtered": None,
-    }
+    report = PromptLengthReport(
+        model=str(args.model),
+        processor_class=type(processor).__name__,
+        format_prompt=str(args.format_prompt) if args.format_prompt else None,
+        format_prompt_sha256=sha256(format_prompt),
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        max_prompt_length=args.max_prompt_length,
+        limit=args.limit,
+        method="processor" if args.exact_processor else "arithmetic",
+    )
     overlong = 0
     for split, path in files.items():
         try:
@@ -401,21 +363,19 @@ def run(args: argparse.Namespace) -> int:
         except (UserError, OSError, pa.ArrowException) as err:  # unreadable file, bad answer cell, wrong markers
             print(f"measure-prompts: error: {path}: {err}", file=sys.stderr)
             return 2
-        summary = summarize(lengths, args.max_prompt_length)
-        report["splits"][split] = {"file": str(path.resolve()), **summary}
-        overlong += summary["overlong"]
+        summary = report.splits[split] = SplitLengths.of(path.resolve(), lengths, args.max_prompt_length)
+        overlong += summary.overlong
         print(
-            f"{split}: {summary['rows']} rows, prompt tokens min {summary['min']} / p50 {summary['p50']} / "
-            f"p99 {summary['p99']} / max {summary['max']}; {summary['overlong']} over {args.max_prompt_length}"
+            f"{split}: {summary.rows} rows, prompt tokens min {summary.min} / p50 {summary.p50} / "
+            f"p99 {summary.p99} / max {summary.max}; {summary.overlong} over {args.max_prompt_length}"
         )
         if args.write_filtered is not None:
             keep = [n <= args.max_prompt_length for n in lengths]
             kept = write_filtered(path, args.write_filtered / path.name, keep)
-            report["filtered"] = str(args.write_filtered.resolve())
+            report.filtered = str(args.write_filtered.resolve())
             print(f"wrote {args.write_filtered / path.name}: {kept} of {len(keep)} rows")
     report_path = args.report or (args.write_filtered or args.dataset) / "prompt_lengths.json"
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report.write(report_path)
     print(f"wrote {report_path}")
     # overlong rows left in the data would be right-truncated by EasyR1 (image tokens cut: the run crashes)
     return 1 if overlong and args.write_filtered is None else 0

@@ -1,38 +1,36 @@
 """The one reader of training recipes: what a recipe says about the images and boxes its model sees.
 
 The SFT exporter, the prompt-length check and the evaluator must use the recipe's coordinate frame, pixel limits and
-format prompt, or their boxes and prompts drift from training. They read them here, and fill their flags with one
-rule, :func:`resolve`: an explicit flag wins, then the recipe, then the tool's fallback.
+format prompt, or their boxes and prompts drift from training. They read them here (:func:`read_recipe`: the frame is
+a :class:`locus_reward.options.FrameOptions`, the reward's own options class, built by :func:`frame_options`), and
+fill their flags with one rule, :func:`resolve`: an explicit flag wins, then the recipe, then the tool's fallback.
 
 A recipe names files relative to the project root it lives in (the folder holding ``config/``, where EasyR1 is
 launched); :func:`recipe_root` finds it from the recipe's own path, so tools work from any directory.
 
->>> settings = RecipeSettings("qwen3_vl", 1024, 409600, None, True, 1536)
+>>> settings = RecipeSettings(FrameOptions(coord_frame="qwen3_vl", min_pixels=1024, max_pixels=409600), None, 1536)
 >>> resolve({"coord_frame": None, "max_pixels": 2048}, settings, fallback={})
 {'coord_frame': 'qwen3_vl', 'max_pixels': 2048}
->>> resolve({"min_pixels": None}, None, fallback={"min_pixels": DEFAULT_MIN_PIXELS})
+>>> resolve({"min_pixels": None}, None, fallback=DEFAULT_FRAME.pixel_kwargs)
 {'min_pixels': 1024}
 """
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from locus_data.errors import UserError
-from locus_reward.frames import EASYR1_MAX_PIXELS, EASYR1_MIN_PIXELS
-
-
-if TYPE_CHECKING:
-    from omegaconf import DictConfig
+from locus_data.yaml_config import read_yaml
+from locus_reward.options import FrameOptions, PixelLimits
 
 
 PROMPTS_DIR = Path(__file__).with_name("prompts")
 """the format prompts, shipped as package data (recipes point here: ``./locus_train/prompts/*.jinja``)"""
-# What tools assume without --recipe: the shipped cue-search recipes' values (a test checks every recipe).
-DEFAULT_COORD_FRAME = "qwen2_5_vl"
-DEFAULT_MIN_PIXELS = 1024
-DEFAULT_MAX_PIXELS = 409600
+DEFAULT_FRAME = FrameOptions(min_pixels=1024, max_pixels=409600)
+"""what tools assume without --recipe: the shipped cue-search recipes' frame (a test checks every recipe)"""
+DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS = DEFAULT_FRAME.min_pixels, DEFAULT_FRAME.max_pixels
 DEFAULT_FORMAT_PROMPTS = {
     "qwen2_5_vl": PROMPTS_DIR / "cue_search_qwen2_5_vl.jinja",
     "qwen3_vl": PROMPTS_DIR / "cue_search_qwen3_vl_thinking.jinja",
@@ -40,24 +38,42 @@ DEFAULT_FORMAT_PROMPTS = {
 """the recipes' cue-search format prompt per coordinate frame (``original`` has none: the plain problem)"""
 # EasyR1's DataConfig defaults (b44b311), for keys a recipe leaves out
 EASYR1_MAX_PROMPT_LENGTH = 512
+REWARD_KWARGS = "worker.reward.reward_function_kwargs"
+"""where an EasyR1 recipe keeps its reward's options"""
 
 
 @dataclass(frozen=True)
 class RecipeSettings:
     """The parts of an EasyR1 recipe that decide what the model sees and how it writes boxes."""
 
-    coord_frame: str
-    """``worker.reward.reward_function_kwargs.coord_frame``"""
-    min_pixels: int | None
-    """``data.min_pixels`` (EasyR1 resizes every image up to it; null: no lower limit)"""
-    max_pixels: int | None
-    """``data.max_pixels`` (EasyR1 resizes every image down to it; null: no upper limit)"""
+    frame: FrameOptions
+    """the reward's frame options: ``reward_function_kwargs`` with ``data.min_pixels``/``data.max_pixels``"""
     format_prompt: str | None
     """absolute path of ``data.format_prompt``, or None when the recipe has none"""
-    think_prefilled: bool
-    """the chat template opens the think block (``reward_function_kwargs.think_prefilled``)"""
     max_prompt_length: int
     """``data.max_prompt_length`` (prompt token budget, images included)"""
+
+    def __getattr__(self, name: str) -> Any:
+        # the frame's options read as settings too (coord_frame, min_pixels, think_prefilled, ...): one declaration
+        if name != "frame" and name in FrameOptions.__dataclass_fields__:
+            return getattr(self.frame, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def frame_options(reward_kwargs: Mapping[str, Any], limits: PixelLimits | None = None) -> FrameOptions:
+    """The frame options among a reward's keyword arguments (the other options are the reward's own business).
+
+    ``limits`` replace the pixel limits in ``reward_kwargs`` (an unresolved recipe holds interpolations there).
+    Raises ValueError for a value the reward would reject.
+
+    >>> frame_options({"coord_frame": "qwen3_vl", "format_weight": 0.1, "min_pixels": "${data.min_pixels}"},
+    ...               PixelLimits(1024, 409600)).min_pixels
+    1024
+    """
+    given = limits.pixel_kwargs if limits is not None else {}
+    names = [field.name for field in dataclasses.fields(FrameOptions) if field.name not in given]
+    options = {name: reward_kwargs[name] for name in names if name in reward_kwargs}
+    return FrameOptions.from_kwargs({**options, **given})
 
 
 def recipe_root(path: str | Path) -> Path:
@@ -79,22 +95,6 @@ class RecipeError(UserError):
     """The recipe cannot be read, composed or resolved; the message names the key and the fix."""
 
 
-def load_yaml(path: str | Path) -> "DictConfig":
-    """A recipe or overlay YAML as an OmegaConf mapping; RecipeError for a missing, malformed or non-mapping file."""
-    from omegaconf import DictConfig, OmegaConf  # omegaconf only for tools given a recipe
-
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"config file not found: {path}")
-    try:
-        config = OmegaConf.load(path)
-    except Exception as err:  # yaml errors carry their own line/column
-        raise RecipeError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(config, DictConfig):
-        raise RecipeError(f"{path} must hold a mapping at the top level")
-    return config
-
-
 def read_recipe(path: str | Path) -> RecipeSettings:
     """Read a recipe YAML; raises RecipeError (a UserError) naming what is missing or malformed.
 
@@ -102,11 +102,10 @@ def read_recipe(path: str | Path) -> RecipeSettings:
     """
     from omegaconf import OmegaConf  # omegaconf only for tools given a recipe
 
-    config = load_yaml(path)
-    kwargs = OmegaConf.select(config, "worker.reward.reward_function_kwargs") or {}
-    coord_frame = kwargs.get("coord_frame")
-    if coord_frame is None:
-        raise RecipeError(f"{path}: worker.reward.reward_function_kwargs.coord_frame is not set")
+    config = read_yaml(path, error=RecipeError)
+    kwargs = OmegaConf.select(config, REWARD_KWARGS) or {}
+    if kwargs.get("coord_frame") is None:
+        raise RecipeError(f"{path}: {REWARD_KWARGS}.coord_frame is not set")
 
     def data(key: str, default: Any) -> Any:
         return OmegaConf.select(config, f"data.{key}", default=default)
@@ -114,14 +113,14 @@ def read_recipe(path: str | Path) -> RecipeSettings:
     prompt = data("format_prompt", None)
     if prompt and not Path(prompt).is_absolute():
         prompt = str((recipe_root(path) / prompt).resolve())
-    return RecipeSettings(
-        coord_frame=coord_frame,
-        min_pixels=data("min_pixels", EASYR1_MIN_PIXELS),
-        max_pixels=data("max_pixels", EASYR1_MAX_PIXELS),
-        format_prompt=prompt,
-        think_prefilled=bool(kwargs.get("think_prefilled", False)),
-        max_prompt_length=data("max_prompt_length", EASYR1_MAX_PROMPT_LENGTH),
-    )
+    # the reward's pixel limits are the data section's (recipes interpolate them; EasyR1's defaults when left out)
+    easyr1 = PixelLimits()
+    limits = PixelLimits(data("min_pixels", easyr1.min_pixels), data("max_pixels", easyr1.max_pixels))
+    try:
+        frame = frame_options(kwargs, limits)
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"{path}: {REWARD_KWARGS}: {err}") from None
+    return RecipeSettings(frame, prompt, data("max_prompt_length", EASYR1_MAX_PROMPT_LENGTH))
 
 
 def resolve(
@@ -129,8 +128,8 @@ def resolve(
 ) -> dict[str, Any]:
     """Each setting in ``flags``: the flag if given (not ``unset``), else the recipe's value, else ``fallback``'s.
 
-    ``flags`` maps :class:`RecipeSettings` field names to flag values. With a recipe its value always wins over the
-    fallback, even null (a recipe's ``max_pixels: null`` really is no limit in training).
+    ``flags`` maps :class:`RecipeSettings` names (its fields and its frame's) to flag values. With a recipe its
+    value always wins over the fallback, even null (a recipe's ``max_pixels: null`` really is no limit in training).
     """
     return {
         name: value

@@ -2,8 +2,8 @@
 
 ``model``, ``data`` and ``reward`` are dataclasses below; ``grpo`` is passed through to ``trl.GRPOConfig`` under the
 names TRL gives its fields, and checked against them. Unknown keys anywhere fail at once with a "did you mean"
-(:func:`locus_data.config.load_structured`, the loader of every LOCUS config), so ``grpo.max_step=3`` cannot silently
-train for TRL's default length.
+(:func:`locus_data.yaml_config.load_structured`, the loader of every LOCUS config), so ``grpo.max_step=3`` cannot
+silently train for TRL's default length.
 Relative paths in a YAML file start at its project root (:func:`locus_train.recipe.recipe_root`, as in the EasyR1
 recipes); relative paths given as overrides start at the working directory.
 
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from locus_data.config import did_you_mean, load_structured
 from locus_data.errors import UserError
-from locus_reward.cue_search import compute_score
+from locus_data.yaml_config import did_you_mean, load_structured, options_section
+from locus_reward.options import CueSearchOptions, PixelLimits
 from locus_train.recipe import DEFAULT_FORMAT_PROMPTS, recipe_root
 
 
@@ -77,24 +77,32 @@ class DataConfig:
     """where datasets keeps its Arrow copy of the parquet files (null: HF_DATASETS_CACHE)"""
 
 
-@dataclass
-class RewardConfig:
-    """Options of :func:`locus_reward.cue_search.compute_score`; the pixel limits come from the processor instead."""
+RewardConfig = options_section(
+    CueSearchOptions,
+    exclude=PixelLimits,
+    name="RewardConfig",
+    module=__name__,
+    doc="Options of :func:`locus_reward.cue_search.compute_score` (:class:`locus_reward.options.CueSearchOptions`, "
+    "where each is declared and checked); the pixel limits come from the processor instead.",
+)
+"""the ``reward`` section: every reward option but the pixel limits, with the option's type and default"""
 
-    coord_frame: str = "qwen2_5_vl"
-    """how the model writes boxes: qwen2_5_vl (also MiMo-VL) absolute pixels of the seen image, qwen3_vl 0-1000"""
-    format_weight: float = 0.1
-    """overall = (1 - format_weight) * localization + format_weight * format"""
-    think_prefilled: bool = False
-    """the chat template opens <think> itself (Qwen3-VL-Thinking), so completions start inside the think block"""
-    variant: str = "iou"
-    """localization term: iou (the paper's), giou or lfpc"""
-    coverage_tau: float = 0.9
-    """lfpc: share of the ground-truth box a prediction must cover to earn its IoU"""
-    l1_weight: float = 0.5
-    """lfpc: weight of the corner-L1 closeness term"""
-    allow_empty_think: bool = True
-    """an empty <think></think> (MiMo-VL) counts as well formed"""
+
+PROCESSOR_DEFAULTS = PixelLimits.processor_only(None, None)
+"""no EasyR1 pre-resize, and the released checkpoint's processor limits"""
+
+
+def reward_options(reward: RewardConfig, limits: PixelLimits = PROCESSOR_DEFAULTS) -> CueSearchOptions:
+    """The reward's options: the ``reward`` section, scored in the frame of ``limits`` (under TRL the processor's
+    ``smart_resize`` alone); UserError for a value compute_score would reject.
+
+    >>> reward_options(load_config(None, ["reward.variant=lfpc"]).reward).variant
+    'lfpc'
+    """
+    try:
+        return CueSearchOptions.from_kwargs({**dataclasses.asdict(reward), **limits.pixel_kwargs})
+    except ValueError as err:
+        raise UserError(f"reward: {err}") from None
 
 
 @dataclass
@@ -131,14 +139,6 @@ def check_grpo_keys(grpo: dict[str, Any], fields: list[str] | None = None) -> No
             raise UserError(f"unknown key 'grpo.{key}': not a trl.GRPOConfig field{hint}")
 
 
-def check_reward(reward: RewardConfig) -> None:
-    """Raise UserError for reward options compute_score would reject (it validates before scoring anything)."""
-    try:
-        compute_score([], **dataclasses.asdict(reward))
-    except ValueError as err:
-        raise UserError(f"reward: {err}") from None
-
-
 def _resolve_paths(cfg: TrainConfig, base: Path | None, overridden: set[str]) -> None:
     for key in PATH_KEYS:
         section, name = key.split(".")
@@ -169,7 +169,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     overridden = {item.split("=", 1)[0] for item in overrides}
     cfg.grpo = dict(cfg.grpo)
     check_grpo_keys(cfg.grpo)
-    check_reward(cfg.reward)
+    reward_options(cfg.reward)  # checks every option before anything loads
     if cfg.data.num_images not in (1, 2):
         raise UserError(f"data.num_images must be 1 (text cue) or 2 (visual cue), got {cfg.data.num_images}")
     if cfg.data.format_prompt is None:

@@ -14,12 +14,18 @@ is decoded.
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from locus_data.problems import IMAGE_MARKER
+from locus_data.rows import read_batches
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_train.images import process_image
 from locus_train.prompting import build_messages, render_prompt
+
+
+PROMPT = "prompt"
+"""TRL's conversational prompt column"""
+TRL_COLUMNS = (PROMPT, IMAGES, ANSWER)
+"""a TRL row: the prompt, then our ``images`` and ``answer`` columns under their own names (TRL reads ``images``; it
+passes ``answer`` to the reward function as the keyword of that name)"""
 
 
 def to_trl_row(problem: str, images: list[Any], answer: str, format_prompt: str | None) -> dict[str, Any]:
@@ -35,13 +41,13 @@ def to_trl_row(problem: str, images: list[Any], answer: str, format_prompt: str 
     """
     # EasyR1's opening and RGB conversion, without its pre-resize: under TRL only the processor resizes
     opened = [process_image(image, None, None) for image in images]
-    return {"prompt": build_messages(render_prompt(problem, format_prompt)), "images": opened, "answer": answer}
+    return {PROMPT: build_messages(render_prompt(problem, format_prompt)), IMAGES: opened, ANSWER: answer}
 
 
 def _transform(format_prompt: str | None):
     def transform(batch: dict[str, list]) -> dict[str, list]:
         rows = [to_trl_row(p, i, a, format_prompt) for p, i, a in zip(batch[PROBLEM], batch[IMAGES], batch[ANSWER])]
-        return {key: [row[key] for row in rows] for key in ("prompt", "images", "answer")}
+        return {key: [row[key] for row in rows] for key in TRL_COLUMNS}
 
     return transform
 
@@ -63,5 +69,5 @@ def load_split(
 
 def count_images(path: str | Path) -> tuple[int, int]:
     """``(<image> markers, images)`` of the first row of a parquet split, read without decoding the file."""
-    first = pq.ParquetFile(path).read_row_group(0, columns=[PROBLEM, IMAGES]).slice(0, 1).to_pylist()[0]
+    first = next(read_batches(path, [PROBLEM, IMAGES], limit=1)).to_pylist()[0]
     return str(first[PROBLEM]).count(IMAGE_MARKER), len(first[IMAGES] or [])

@@ -15,6 +15,7 @@ What it does not prove: visual search skill. The model learns a label bias, not 
 """
 
 import argparse
+import dataclasses
 import io
 import json
 import random
@@ -26,15 +27,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from locus_agent.processor import load_processor, pixel_limits
+from locus_agent.processor import load_processor
+from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
+from locus_data.rows import read_batches
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_reward.frames import to_model
 from locus_reward.parsing import format_answer
 from locus_train.tiny_model import save_checkpoint
-from locus_train.trl.config import load_config
-from locus_train.trl.data import to_trl_row
-from locus_train.trl.rewards import cue_search_reward
+from locus_train.trl.config import RewardConfig, load_config, reward_options
+from locus_train.trl.data import PROMPT, to_trl_row
+from locus_train.trl.rewards import make_reward_func
 from locus_train.trl.train import run
 
 
@@ -76,18 +79,18 @@ def write_quadrant_split(path: Path, rows: int, seed: int) -> Path:
     return path
 
 
-def answer_text(quadrant: tuple[int, int], coord_frame: str, think_prefilled: bool) -> str:
+def answer_text(quadrant: tuple[int, int], reward: RewardConfig) -> str:
     """The target a model should write for a quadrant, in its frame (the tiny processors show 112 x 112 as is)."""
-    box = to_model(tuple(quadrant_box(quadrant)), SIDE, SIDE, coord_frame, min_pixels=None, max_pixels=None)
+    options = reward_options(reward)
+    box = to_model(tuple(quadrant_box(quadrant)), SIDE, SIDE, options.coord_frame, **options.pixel_kwargs)
     answer = f"<answer>{format_answer(box)}</answer>"
-    return f"</think>{answer}" if think_prefilled else f"<think></think>{answer}"
+    return f"</think>{answer}" if options.think_prefilled else f"<think></think>{answer}"
 
 
 def sft_warm_start(
     checkpoint: Path,
     out: Path,
-    coord_frame: str,
-    think_prefilled: bool,
+    reward: RewardConfig,
     rows: int = 256,
     steps: int = 40,
     seed: int = 0,
@@ -100,9 +103,9 @@ def sft_warm_start(
     rng = random.Random(seed)
     split = write_quadrant_split(out / "sft.parquet", rows, seed + 1000)
     examples = []
-    for row in pq.read_table(split).to_pylist():
+    for row in next(read_batches(split, [PROBLEM, IMAGES, ANSWER], batch_rows=None)).to_pylist():
         trl_row = to_trl_row(row[PROBLEM], row[IMAGES], row[ANSWER], FORMAT_PROMPT)
-        target = answer_text(rng.choice(QUADRANTS), coord_frame, think_prefilled)
+        target = answer_text(rng.choice(QUADRANTS), reward)
         examples.append(
             {**trl_row, "completion": [{"role": "assistant", "content": [{"type": "text", "text": target}]}]}
         )
@@ -133,7 +136,7 @@ def sft_warm_start(
     return out / "warm"
 
 
-def greedy_iou(checkpoint: Path, split: Path, coord_frame: str, think_prefilled: bool, rows: int = 32) -> float:
+def greedy_iou(checkpoint: Path, split: Path, reward: RewardConfig, rows: int = 32) -> float:
     """Mean IoU of greedy answers on the first ``rows`` of a split, scored by the LOCUS reward in the TRL frame."""
     import torch  # heavy: only when the demo evaluates a model
     import transformers
@@ -141,15 +144,15 @@ def greedy_iou(checkpoint: Path, split: Path, coord_frame: str, think_prefilled:
     processor = load_processor(checkpoint)
     model = transformers.AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float32)
     model.eval()
-    low, high = pixel_limits(processor)
+    score = make_reward_func(dataclasses.asdict(reward), processor)
     ious: list[float] = []
-    table = pq.read_table(split).slice(0, rows).to_pylist()
+    table = next(read_batches(split, [PROBLEM, IMAGES, ANSWER], limit=rows, batch_rows=None)).to_pylist()
     for start in range(0, len(table), 16):
         batch = [to_trl_row(r[PROBLEM], r[IMAGES], r[ANSWER], FORMAT_PROMPT) for r in table[start : start + 16]]
-        texts = [processor.apply_chat_template(r["prompt"], add_generation_prompt=True) for r in batch]
+        texts = [processor.apply_chat_template(r[PROMPT], add_generation_prompt=True) for r in batch]
         inputs = processor(
             text=texts,
-            images=[i for r in batch for i in r["images"]],
+            images=[i for r in batch for i in r[IMAGES]],
             return_tensors="pt",
             padding=True,
             padding_side="left",
@@ -158,15 +161,7 @@ def greedy_iou(checkpoint: Path, split: Path, coord_frame: str, think_prefilled:
             out = model.generate(**inputs, max_new_tokens=56, do_sample=False)
         texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         logged: dict[str, float] = {}
-        cue_search_reward(
-            texts,
-            [r["answer"] for r in batch],
-            coord_frame=coord_frame,
-            think_prefilled=think_prefilled,
-            processor_min_pixels=low,
-            processor_max_pixels=high,
-            log_metric=logged.__setitem__,
-        )
+        score(texts, [r[ANSWER] for r in batch], log_metric=logged.__setitem__)
         ious.extend([logged["cue_search/iou"]] * len(batch))
     return sum(ious) / len(ious)
 
@@ -200,12 +195,15 @@ def run_demo(config: Path, work: Path, steps: int = 40, checkpoint: Path | None 
     work.mkdir(parents=True, exist_ok=True)
     if checkpoint is None:
         checkpoint = save_checkpoint(work / "tiny_qwen2_5_vl", "qwen2_5_vl")
-    train = write_quadrant_split(work / "train.parquet", 600, seed=1)
-    held_out = write_quadrant_split(work / "val.parquet", 32, seed=2)
-    warm = sft_warm_start(checkpoint, work / "sft", "qwen2_5_vl", think_prefilled=False, steps=60)
-    before = greedy_iou(warm, held_out, "qwen2_5_vl", think_prefilled=False)
-    trainer = run(load_config(config, grpo_overrides(warm, train, held_out, work, steps)))
-    after = greedy_iou(work / "grpo", held_out, "qwen2_5_vl", think_prefilled=False)
+    train_split, val_split = SPLITS
+    train = write_quadrant_split(split_path(work, train_split), 600, seed=1)
+    held_out = write_quadrant_split(split_path(work, val_split), 32, seed=2)
+    # the recipe's reward options decide the warm-start targets and the held-out score too
+    cfg = load_config(config, grpo_overrides(work / "sft" / "warm", train, held_out, work, steps))
+    warm = sft_warm_start(checkpoint, work / "sft", cfg.reward, steps=60)
+    before = greedy_iou(warm, held_out, cfg.reward)
+    trainer = run(cfg)
+    after = greedy_iou(work / "grpo", held_out, cfg.reward)
     train_iou = [h["cue_search/iou"] for h in trainer.state.log_history if "cue_search/iou" in h]
     summary = {
         "held_out_greedy_iou_before": round(before, 4),

@@ -1,9 +1,9 @@
 """The LOCUS reward as a TRL reward function, scored in the frame the processor shows the model.
 
 Under TRL no EasyR1 ``process_image`` runs: the model sees the processor's own ``smart_resize`` of the stored image.
-So the reward is :func:`locus_reward.cue_search.compute_score` with EasyR1's pre-resize switched off
-(``min_pixels=None, max_pixels=None``) and the processor's pixel limits as ``processor_*_pixels``; the frame rule
-itself stays in :mod:`locus_reward.frames`.
+So the reward is :func:`locus_reward.cue_search.compute_score` with EasyR1's pre-resize switched off and the
+processor's pixel limits as ``processor_*_pixels`` (:meth:`locus_reward.options.PixelLimits.processor_only`); the
+frame rule itself stays in :mod:`locus_reward.frames`.
 
 Besides the reward it returns, the function logs what EasyR1's validation logs (mean IoU, ACC@0.5, ACC@0.75, format
 rate, parse-fail rate) through TRL's ``log_metric``: ``cue_search/<key>`` per training step, and
@@ -16,6 +16,8 @@ from typing import Any
 
 from locus_agent.processor import pixel_limits
 from locus_reward.cue_search import compute_score
+from locus_reward.options import PixelLimits
+from locus_train.trl.config import RewardConfig
 
 
 METRIC_PREFIX = "cue_search"
@@ -48,9 +50,9 @@ def cue_search_reward(
 ) -> list[float]:
     """LOCUS ``overall`` reward per completion; ``answer`` is the dataset's ground-truth JSON column.
 
-    ``kwargs`` take the reward options of :func:`locus_reward.cue_search.compute_score` (``coord_frame``,
-    ``format_weight``, ``think_prefilled``, ``variant`` ...); the other keyword arguments TRL passes (prompts, images,
-    trainer_state, ...) are ignored. Bind the options with :func:`make_reward_func`.
+    ``kwargs`` take the reward options of the TRL recipe's ``reward`` section (``coord_frame``, ``format_weight``,
+    ``think_prefilled``, ``variant`` ...: :class:`locus_train.trl.config.RewardConfig`); the other keyword arguments
+    TRL passes (prompts, images, trainer_state, ...) are ignored. Bind the options with :func:`make_reward_func`.
 
     A 640 x 480 image shown by a processor with Qwen2.5-VL's released limits is 644 x 476; a right answer in that
     frame scores 1.0, the same box in stored pixels does not:
@@ -74,11 +76,8 @@ def cue_search_reward(
             {"response": completion_text(c), "response_length": 0, "ground_truth": a}
             for c, a in zip(completions, answer)
         ],
-        min_pixels=None,
-        max_pixels=None,
-        processor_min_pixels=processor_min_pixels,
-        processor_max_pixels=processor_max_pixels,
         **{key: value for key, value in kwargs.items() if key in _REWARD_OPTIONS},
+        **PixelLimits.processor_only(processor_min_pixels, processor_max_pixels).pixel_kwargs,
     )
     if log_metric is not None and scores:
         for key in LOGGED_KEYS:
@@ -86,15 +85,7 @@ def cue_search_reward(
     return [s["overall"] for s in scores]
 
 
-_REWARD_OPTIONS = (
-    "coord_frame",
-    "format_weight",
-    "think_prefilled",
-    "variant",
-    "coverage_tau",
-    "l1_weight",
-    "allow_empty_think",
-)
+_REWARD_OPTIONS = frozenset(RewardConfig.__dataclass_fields__)
 
 
 def make_reward_func(options: dict[str, Any], processor: Any) -> Callable[..., list[float]]:

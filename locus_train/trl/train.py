@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from locus_agent.processor import set_pixel_limits, vision_token_ids
-from locus_data.config import SPLITS
+from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_reward.frames import BACKBONES
 from locus_train.prompting import chat_prompt, load_format_prompt, think_prefilled
@@ -146,12 +146,12 @@ def _split_files(cfg: TrainConfig, evaluates: bool) -> tuple[Path, Path | None]:
     if root is not None and not root.is_dir():
         raise UserError(f"data.dir {root} is not a directory; build one with `locus-data build ... --out DIR`")
     train_split, val_split = SPLITS
-    train = Path(data.train_files) if data.train_files else root / f"{train_split}.parquet" if root else None
+    train = Path(data.train_files) if data.train_files else split_path(root, train_split) if root else None
     if train is None:
         raise UserError("no training data: set data.dir=DIR (a `locus-data build` output) or data.train_files=FILE")
     if not train.is_file():
         raise UserError(f"train split not found: {train}; set data.dir or data.train_files to a built dataset")
-    val = Path(data.val_files) if data.val_files else root / f"{val_split}.parquet" if root else None
+    val = Path(data.val_files) if data.val_files else split_path(root, val_split) if root else None
     if val is not None and not val.is_file():
         if data.val_files:
             raise UserError(f"validation split not found: {val}; fix data.val_files")

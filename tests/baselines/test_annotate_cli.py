@@ -103,6 +103,7 @@ def test_refexp_answers_are_trimmed_and_checked(dataset, monkeypatch):
     assert set(server.auth_headers) == {None}
 
 
+@pytest.mark.slow  # ~7 s: a real process killed mid-run and resumed
 def test_resume_after_sigkill_has_no_duplicates_and_no_losses(tmp_path):
     dataset = write_dataset(tmp_path / "data", 40, 0)
     out = dataset / "annotations_rationale.jsonl"

@@ -8,6 +8,7 @@ import pytest
 from .conftest import REPO
 
 
+@pytest.mark.slow  # ~5 s: `make demo` twice in a subprocess
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_demo_twice_succeeds_and_keeps_the_dataset(tmp_path):
     # the second run used to stop on "already holds a build"; it now keeps the build and checks it again.

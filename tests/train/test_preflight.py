@@ -210,19 +210,21 @@ def test_prompt_length_report_of_a_rebuilt_dataset_is_stale(tmp_path):
     # same path, same settings, but train.parquet was rebuilt with other rows: the old lengths prove nothing
     from locus_train.easyr1_config import compose, load_schema, resolve
     from locus_train.preflight import check_prompt_lengths, path_overrides, prompt_report_path
-    from locus_train.prompt_lengths import sha256
+    from locus_train.prompt_report import PromptLengthReport, SplitLengths, sha256
 
     data = write_tiny_dataset(tmp_path / "data", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)], rows=4)
     plan = plan_for(tmp_path, data_dir=data)
     overrides = path_overrides(compose(REPO_ROOT / RECIPE)[0], plan)
     cfg = resolve(compose(REPO_ROOT / RECIPE, overrides=overrides)[0], load_schema())
     prompt = (REPO_ROOT / "locus_train/prompts/cue_search_qwen2_5_vl.jinja").read_text()
-    report = {
-        "min_pixels": cfg["data"]["min_pixels"], "max_pixels": cfg["data"]["max_pixels"], "model": plan.model_path,
-        "format_prompt_sha256": sha256(prompt), "limit": None,
-        "splits": {"train": {"rows": 4, "max": 100}, "val": {"rows": 4, "max": 100}},
-    }  # fmt: skip
-    prompt_report_path(plan).write_text(json.dumps(report))
+    split = SplitLengths.of("measured.parquet", [100] * 4, cfg["data"]["max_prompt_length"])
+    report = PromptLengthReport(
+        model=plan.model_path, processor_class="Qwen2_5_VLProcessor", format_prompt=None,
+        format_prompt_sha256=sha256(prompt), min_pixels=cfg["data"]["min_pixels"],
+        max_pixels=cfg["data"]["max_pixels"], max_prompt_length=cfg["data"]["max_prompt_length"], limit=None,
+        method="arithmetic", splits={"train": split, "val": split},
+    )  # fmt: skip
+    report.write(prompt_report_path(plan))
     assert check_prompt_lengths(cfg, plan).ok is True  # the control: the report matches the files
     write_tiny_dataset(data, CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)], rows=6)  # rebuilt in place
     check = check_prompt_lengths(cfg, plan)

@@ -9,7 +9,8 @@ import pytest
 
 from locus_data.problems import CUE_SEARCH_PROBLEM
 from locus_train.images import process_image
-from locus_train.prompt_lengths import add_arguments, run, summarize
+from locus_train.prompt_lengths import add_arguments, run
+from locus_train.prompt_report import summarize
 from locus_train.recipe import read_recipe
 
 from .conftest import REPO_ROOT, write_tiny_dataset

@@ -110,6 +110,7 @@ def gloo_group(tmp_path):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow  # ~7 s per backbone: a whole EasyR1 step through its own workers
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_one_grpo_step(backbone, small_data, checkpoints, gloo_group):
     # the part of a step LOCUS changes most: two images per prompt through EasyR1's multi-modal path and an update

@@ -53,6 +53,7 @@ def assert_all_checks_pass(lines: list[str], skipped: list[str]) -> None:
         assert any(line.startswith(f"[ ok ] {name}:") for line in lines), (name, lines)
 
 
+@pytest.mark.slow  # ~15 s: the launcher script end to end, with its module-scoped data
 def test_launcher_dry_run_passes_every_check_with_easyr1(launch_env, demo_data, tiny_qwen2_5_vl):
     # the real launcher in a fresh process: with the pinned EasyR1 installed nothing fails, and the printed command
     # is the one a real launch execs

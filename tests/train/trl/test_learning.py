@@ -4,11 +4,14 @@ It runs :func:`locus_train.trl.demo.run_demo`, the same code as ``make demo-trai
 the warm start and what the check does and does not prove).
 """
 
+import pytest
+
 from locus_train.trl.demo import run_demo
 
 from .conftest import DEMO_CONFIG
 
 
+@pytest.mark.slow  # ~85 s: SFT warm start and 40 GRPO steps
 def test_grpo_raises_held_out_greedy_iou(tiny_qwen2_5_vl, tmp_path):
     summary = run_demo(DEMO_CONFIG, tmp_path, steps=40, checkpoint=tiny_qwen2_5_vl)
     before, after = summary["held_out_greedy_iou_before"], summary["held_out_greedy_iou_after"]

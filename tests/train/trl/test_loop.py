@@ -37,6 +37,7 @@ RUNS = {
 }
 
 
+@pytest.mark.slow  # 17-30 s per run: real GRPO steps, evaluation and a save
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_grpo_loop_runs_logs_saves_and_reloads(name, request, demo_data, tmp_path):
     fixture, extra = RUNS[name]

@@ -1,0 +1,280 @@
+"""The quick checks of a preflight, each a function returning a :class:`Check` whose message names the fix.
+
+What is installed (omegaconf, EasyR1 from the pinned commit), the composed config (against the pinned schema and the
+installed EasyR1), the files and model it names, the reward loaded as EasyR1 loads it, and the GPUs. The checks that
+build or measure data are in :mod:`locus_train.preflight.data_checks`.
+"""
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from locus_agent.processor import ModelNotFound, resolve_model
+from locus_data.config import load_config
+from locus_data.errors import UserError
+from locus_data.rows import read_batches
+from locus_reward.frames import to_model
+from locus_reward.ground_truth import dumps, loads
+from locus_reward.parsing import format_answer
+from locus_train.easyr1_config import PINNED_COMMIT, locus_errors, resolve, schema_errors, startup_errors
+from locus_train.preflight.plan import TASKS, Plan
+from locus_train.recipe import frame_options
+
+
+EASYR1_INSTALL = f'pip install "omegaconf>=2.3,<2.4" "git+https://github.com/hiyouga/EasyR1.git@{PINNED_COMMIT}"'
+# sha256 of `git archive` snapshots of EasyR1 -> their commit. An archive has no .git; for an archive install pip
+# records only its hash (direct_url.json archive_info). ../shared/vendor/easyr1-b44b311.tar.gz, which CI installs:
+EASYR1_ARCHIVES = {"424dee2aa3ed46243d1bdb4c78be05083675ce6f3c0f4458b24ad829d9a628f6": PINNED_COMMIT}
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None: skipped (dry run, or not applicable)
+    message: str
+
+    def line(self) -> str:
+        tag = {True: " ok ", False: "FAIL", None: "skip"}[self.ok]
+        return f"[{tag}] {self.name}: {self.message}"
+
+
+def check_omegaconf() -> Check:
+    version = importlib.metadata.version("omegaconf")
+    major_minor = tuple(int(part) for part in version.split(".")[:2])
+    if major_minor >= (2, 4):
+        return Check(
+            "omegaconf",
+            False,
+            f"omegaconf {version}: EasyR1 {PINNED_COMMIT[:7]} cannot build its own config under 2.4 (TupleConfig "
+            'length error on trainer.logger); fix: pip install "omegaconf>=2.3,<2.4"',
+        )
+    return Check("omegaconf", True, version)
+
+
+def easyr1_commit(distribution: Any) -> str | None:
+    """The commit an installed EasyR1 came from: pip's direct_url.json (a git URL, or a known archive's sha256), or
+    the git checkout of an editable install."""
+    text = distribution.read_text("direct_url.json")
+    if not text:
+        return None
+    direct_url = json.loads(text)
+    commit = direct_url.get("vcs_info", {}).get("commit_id")
+    if commit:
+        return commit
+    archive = direct_url.get("archive_info", {})
+    digest = archive.get("hashes", {}).get("sha256") or archive.get("hash", "").removeprefix("sha256=")
+    if digest in EASYR1_ARCHIVES:
+        return EASYR1_ARCHIVES[digest]
+    url = direct_url.get("url", "")
+    if url.startswith("file://"):
+        source = url[len("file://") :]
+        result = subprocess.run(["git", "-C", source, "rev-parse", "HEAD"], capture_output=True, text=True)
+        return result.stdout.strip() if result.returncode == 0 else None
+    return None
+
+
+def check_easyr1(find: Callable[[str], Any] = importlib.metadata.distribution) -> Check:
+    """EasyR1 (package `verl`) installed, and from the pinned commit."""
+    try:
+        distribution = find("verl")
+    except importlib.metadata.PackageNotFoundError:
+        return Check("EasyR1", False, f"EasyR1 (package `verl`) is not installed; fix: {EASYR1_INSTALL}")
+    commit = easyr1_commit(distribution)
+    if commit is None:
+        return Check(
+            "EasyR1",
+            False,
+            f"cannot tell which commit `verl` {distribution.version} was installed from (a registry `verl` is "
+            f"volcengine/verl, not EasyR1); fix: {EASYR1_INSTALL} (or pip install -e a checkout of that commit)",
+        )
+    if commit != PINNED_COMMIT:
+        return Check(
+            "EasyR1",
+            False,
+            f"installed from {commit[:12]}, recipes are pinned to {PINNED_COMMIT[:12]}; fix: {EASYR1_INSTALL}",
+        )
+    return Check("EasyR1", True, f"verl {distribution.version} at {PINNED_COMMIT[:12]}")
+
+
+def check_config(raw: Any, plan: Plan, schema: dict[str, Any]) -> tuple[Check, dict[str, Any] | None]:
+    """Keys, types and choices against the pinned schema; EasyR1's startup rules; the LOCUS rules."""
+    errors = schema_errors(raw, schema)
+    if errors:
+        return Check("config", False, "; ".join(errors)), None
+    cfg = resolve(raw, schema)
+    errors = startup_errors(cfg) + locus_errors(raw, cfg, TASKS[plan.task])
+    if errors:
+        return Check("config", False, "; ".join(errors)), None
+    world = cfg["trainer"]["nnodes"] * cfg["trainer"]["n_gpus_per_node"]
+    return Check("config", True, f"valid against EasyR1 {PINNED_COMMIT[:7]}, batch rules hold for {world} GPUs"), cfg
+
+
+def check_real_easyr1_config(raw: Any) -> Check:
+    """Resolve with the installed EasyR1's own PPOConfig, as ``verl.trainer.main`` does, when it is importable."""
+    try:
+        from verl.trainer.config import PPOConfig  # optional: only where EasyR1 is installed
+    except Exception as err:  # EasyR1 missing or its vLLM import chain broken; check_easyr1 reports the first case
+        return Check("EasyR1 PPOConfig", None, f"not importable here ({type(err).__name__}: {err})")
+    try:
+        config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PPOConfig()), raw))
+        config.deep_post_init()
+    except Exception as err:
+        return Check("EasyR1 PPOConfig", False, f"EasyR1 rejects the config: {err}")
+    # deep_post_init silently turns missing paths into None: that is the failure this check exists for
+    dropped = [
+        name
+        for name, value in (
+            ("data.format_prompt", config.data.format_prompt),
+            ("worker.reward.reward_function", config.worker.reward.reward_function),
+        )
+        if value is None
+    ]
+    if dropped:
+        return Check("EasyR1 PPOConfig", False, f"EasyR1 dropped missing path(s) {dropped}")
+    return Check("EasyR1 PPOConfig", True, "resolved by the installed EasyR1")
+
+
+def referenced_files(cfg: dict[str, Any]) -> dict[str, str]:
+    reward = cfg["worker"]["reward"]["reward_function"].rsplit(":", 1)[0]
+    return {
+        "data.format_prompt": cfg["data"]["format_prompt"],
+        "worker.reward.reward_function": reward,
+        "data.train_files": cfg["data"]["train_files"],
+        "data.val_files": cfg["data"]["val_files"],
+    }
+
+
+def check_files(cfg: dict[str, Any], plan: Plan) -> Check:
+    """Every referenced file is an absolute path that exists (the data files may still be built below)."""
+    problems = []
+    for key, path in referenced_files(cfg).items():
+        if not os.path.isabs(path):
+            problems.append(f"{key}={path} is relative (multi-node workers resolve it elsewhere)")
+        elif not os.path.isfile(path) and not key.endswith("_files"):
+            problems.append(f"{key}={path} does not exist")
+    if problems:
+        return Check("files", False, "; ".join(problems))
+    return Check("files", True, "format prompt, reward file and data paths are absolute; referenced files exist")
+
+
+def check_model(plan: Plan) -> Check:
+    """MODEL_PATH is a local checkpoint folder, or a hub id already in the local Hugging Face cache (no network)."""
+    try:
+        path = resolve_model(plan.model_path)
+    except ModelNotFound as err:
+        return Check("model", False, f"MODEL_PATH: {err}")
+    if not (path / "config.json").is_file():
+        return Check("model", False, f"MODEL_PATH={plan.model_path}: {path} has no config.json (not a checkpoint)")
+    where = "local checkpoint" if str(path) == str(Path(plan.model_path).expanduser()) else f"cached at {path}"
+    return Check("model", True, f"{plan.model_path} ({where})")
+
+
+def check_paths(plan: Plan) -> Check:
+    """The other paths the environment names: the data config loads, DATA_DIR and COCO_ROOT are folders if present."""
+    problems = []
+    if plan.task == "cue_search":
+        try:
+            load_config(plan.data_config)
+        except UserError as err:
+            problems.append(f"LOCUS_DATA_CONFIG={plan.data_config}: {err}")
+    if plan.data_dir.exists() and not plan.data_dir.is_dir():
+        problems.append(f"DATA_DIR={plan.data_dir} is a file, not a folder")
+    if plan.coco_root is not None and plan.coco_root.exists() and not plan.coco_root.is_dir():
+        problems.append(f"COCO_ROOT={plan.coco_root} is a file, not a folder")
+    if problems:
+        return Check("paths", False, "; ".join(problems))
+    return Check("paths", True, f"data config {plan.data_config.name} loads; DATA_DIR {plan.data_dir}")
+
+
+def sample_ground_truth(cfg: dict[str, Any]) -> str:
+    """The first validation answer, or a synthetic one before the data exists."""
+    path = Path(cfg["data"]["val_files"])
+    if path.is_file():
+        answer_key = cfg["data"]["answer_key"]
+        return next(read_batches(path, [answer_key], limit=1)).column(answer_key)[0].as_py()
+    return dumps((100.0, 80.0, 132.0, 120.0), 640, 480)
+
+
+def check_reward(cfg: dict[str, Any]) -> Check:
+    """Load the reward file the way EasyR1 does and score a perfect and an empty answer with the recipe's kwargs."""
+    path, name = cfg["worker"]["reward"]["reward_function"].rsplit(":", 1)
+    kwargs = cfg["worker"]["reward"]["reward_function_kwargs"]
+    try:
+        spec = importlib.util.spec_from_file_location("custom_reward_fn", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        function = getattr(module, name)
+    except Exception as err:
+        return Check(
+            "reward",
+            False,
+            f"cannot load {path}:{name} ({type(err).__name__}: {err}); is the project "
+            "installed (pip install -e .) on every node?",
+        )
+    gt_text = sample_ground_truth(cfg)
+    gt = loads(gt_text)
+    try:
+        frame = frame_options(kwargs)
+    except (TypeError, ValueError) as err:
+        return Check("reward", False, f"worker.reward.reward_function_kwargs: {err}")
+    box = to_model(gt.box, gt.width, gt.height, frame.coord_frame, **frame.pixel_kwargs)
+    think = "The cue is here." if frame.think_prefilled else "<think>The cue is here."
+    perfect = f"{think}</think><answer>{format_answer(box, decimals=2)}</answer>"
+    inputs = [
+        {"response": perfect, "response_length": len(perfect), "ground_truth": gt_text},
+        {"response": "no answer", "response_length": 9, "ground_truth": gt_text},
+    ]
+    try:
+        scores = function(inputs, **kwargs)
+    except Exception as err:
+        return Check("reward", False, f"{path}:{name} raised {type(err).__name__}: {err} (EasyR1 would crash)")
+    if not isinstance(scores, list) or len(scores) != 2 or not all("overall" in s for s in scores):
+        return Check("reward", False, f"{path}:{name} must return one dict with `overall` per input, got {scores!r}")
+    if scores[0].get("iou", 0.0) < 0.95 or scores[1]["overall"] != 0:
+        return Check(
+            "reward",
+            False,
+            f"a perfect box in the {frame.coord_frame} frame scored {scores[0]} "
+            f"and no answer scored {scores[1]}: the frame or the kwargs are wrong",
+        )
+    return Check("reward", True, f"perfect box iou {scores[0]['iou']:.3f}, overall {scores[0]['overall']:.3f}")
+
+
+def check_gpus(plan: Plan) -> Check:
+    needed = plan.nnodes * plan.n_gpus_per_node
+    if plan.dry_run:
+        return Check("GPUs", None, f"dry run; the run needs {needed}")
+    try:
+        if plan.nnodes > 1:
+            import ray  # GPU counting only: a dry run needs neither ray nor torch
+
+            ray.init(address="auto", logging_level="ERROR")
+            available = int(ray.cluster_resources().get("GPU", 0))
+            ray.shutdown()
+            where = "in the Ray cluster"
+        else:
+            import torch  # heavy: loaded only when a model runs
+
+            available, where = torch.cuda.device_count(), "on this node"
+    except Exception as err:
+        return Check(
+            "GPUs",
+            False,
+            f"cannot count GPUs ({type(err).__name__}: {err}); multi-node: start Ray first (docs/cluster.md)",
+        )
+    if available < needed:
+        return Check(
+            "GPUs",
+            False,
+            f"{available} GPUs {where}, the run needs NNODES x N_GPUS_PER_NODE = {needed}; "
+            "lower N_GPUS_PER_NODE (batch rules are re-checked) or add nodes",
+        )
+    return Check("GPUs", True, f"{available} {where}")
