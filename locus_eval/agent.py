@@ -36,6 +36,7 @@ from urllib.parse import quote
 from tqdm.auto import tqdm
 
 from locus_agent.backends import BACKENDS, load_backend
+from locus_agent.backends.replay import read_replay
 from locus_agent.crop_tool import CROP_MODES, DEFAULT_MAX_CROP_TOKENS, CropTool
 from locus_agent.loop import Episode, LoopConfig, run_episodes
 from locus_agent.processor import checkpoint_coord_frame, load_processor, pixel_limits, resolve_model
@@ -136,6 +137,7 @@ def run(config: AgentConfig, progress: bool = True) -> dict[str, Any]:
                 f"--crop-mode gt needs GT boxes, and {config.benchmark} question {bare.name} has none"
                 + (" (HR-Bench publishes none)" if config.benchmark == "hrbench" else "")
             )
+    _check_backend(config, questions, items, model_dir, coord_frame)  # before generation.json pins the settings
     out = Path(config.out)
     check_settings(out, _settings(config, model_dir, coord_frame))
     path = out / TRAJECTORIES_FILE
@@ -187,6 +189,39 @@ def _check_flags(config: AgentConfig) -> None:
         raise UserError("--backend openai needs --base-url (the server's API root, e.g. http://localhost:8000/v1)")
     if config.backend != "replay" and not config.model:
         raise UserError(f"--backend {config.backend} needs --model (a checkpoint folder, or the served model name)")
+
+
+def _budget_pixels(config: AgentConfig, coord_frame: str) -> int:
+    """Pixels the engine's processor must accept unresized: the larger of the view and crop budgets."""
+    return frames.budget_pixels(max(config.max_visual_tokens, config.max_crop_visual_tokens), coord_frame)
+
+
+def _check_backend(config: AgentConfig, questions: Questions, items: list[Item], model_dir: Path | None,
+                   coord_frame: str) -> None:  # fmt: skip
+    """What would stop the run after the model loads, checked first: the replay file's ids, vLLM's pixel limit."""
+    if config.backend == "replay":
+        lines = read_replay(Path(config.replay))
+        known = {item.name for item in questions.items}
+        unknown = sorted(key for key in lines if key not in known)
+        if unknown:
+            raise UserError(
+                f"replay file {config.replay} has {len(unknown)} ids that are no question of {config.data} "
+                f"(first: {unknown[0]!r}); record turns for this benchmark's ids"
+            )
+        missing = [item.name for item in items if item.name not in lines]
+        if missing:
+            raise UserError(
+                f"replay file {config.replay} has no line for id {missing[0]!r} ({len(missing)} questions lack one); "
+                "record its turns or leave it out (--limit)"
+            )
+    if config.backend == "vllm":
+        high, need = pixel_limits(load_processor(model_dir))[1], _budget_pixels(config, coord_frame)
+        if need > high:
+            raise UserError(
+                f"vLLM resizes with the checkpoint's max_pixels {high}, below the {need} pixels of"
+                " --max-visual-tokens / --max-crop-visual-tokens; lower them or raise max_pixels in "
+                f"{model_dir}/preprocessor_config.json"
+            )
 
 
 def _model_dir(config: AgentConfig) -> Path | None:
@@ -275,45 +310,22 @@ class _Runner:
             self.min_pixels = frames.BACKBONES[coord_frame].processor_min_pixels
         self.crops = Path(config.out) / CROPS_DIR if config.save_crops else None
 
-    def _pixels(self) -> int:
-        tokens = max(self.config.max_visual_tokens, self.config.max_crop_visual_tokens)
-        return frames.budget_pixels(tokens, self.coord_frame)
-
     def _backend(self, model_dir: Path | None) -> tuple[Any, Any]:
         config = self.config
         if config.backend == "hf":
             # the processor must take the view and every crop as they are: max_pixels at least both budgets
-            backend = load_backend("hf", model_dir, max_pixels=self._pixels())
+            backend = load_backend("hf", model_dir, max_pixels=_budget_pixels(config, self.coord_frame))
             return backend, backend.processor
-        if config.backend == "vllm":
-            processor = load_processor(model_dir)
-            high = pixel_limits(processor)[1]
-            if self._pixels() > high:
-                raise UserError(
-                    f"vLLM resizes with the checkpoint's max_pixels {high}, below the {self._pixels()} pixels of "
-                    "--max-visual-tokens / --max-crop-visual-tokens; lower them or raise max_pixels in "
-                    f"{model_dir}/preprocessor_config.json"
-                )
+        if config.backend == "vllm":  # its pixel limit was checked before the run (_check_backend)
             images = 1 + (config.max_turns - 1) * MAX_CALLS_PER_TURN  # the view and every crop an episode can get
             backend = load_backend("vllm", model_dir, limit_images=images, **config.engine)
             return backend, backend.processor
         processor = load_processor(model_dir) if model_dir is not None else None
         if config.backend == "openai":
             return load_backend("openai", config.model, base_url=config.base_url), processor
-        backend = load_backend("replay", "", path=config.replay, tokenizer=processor)
-        known = {item.name for item in self.questions.items}
-        unknown = sorted(key for key in backend.lines if key not in known)
-        if unknown:
-            raise UserError(
-                f"replay file {config.replay} has {len(unknown)} ids that are no question of {config.data} "
-                f"(first: {unknown[0]!r}); record turns for this benchmark's ids"
-            )
-        return backend, processor
+        return load_backend("replay", "", path=config.replay, tokenizer=processor), processor
 
     def run(self, pending: list[Item], path: Path, total: int, progress: bool) -> None:
-        check_ids = getattr(self.backend, "check_ids", None)
-        if check_ids is not None:
-            check_ids([item.name for item in pending])  # a replay file missing a question fails before the run
         size = self.config.batch_size
         desc = f"agent {self.config.benchmark}"
         with (

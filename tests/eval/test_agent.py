@@ -296,6 +296,7 @@ def write_manifest(path, rows, image_size=(64, 48)):
         "manifest without answer",
         "boxes outside",
         "unknown replay ids",
+        "replay lacks a question",
         "max turns 0",
         "gt on hrbench",
     ],
@@ -320,6 +321,11 @@ def test_bad_input_is_one_line_naming_the_file_or_flag(case, vstar, replay, tmp_
         other.write_text(replay.read_text() + json.dumps({"id": "not/a_question", "turns": []}) + "\n")
         status, err = agent_cli("--benchmark", "vstar", "--data", vstar, *common[:2], "--replay", other, *common[4:])
         assert_one_line(status, err, str(other), "not/a_question")
+    elif case == "replay lacks a question":
+        short = tmp_path / "short.jsonl"
+        short.write_text(replay.read_text().splitlines()[0] + "\n")
+        status, err = agent_cli("--benchmark", "vstar", "--data", vstar, *common[:2], "--replay", short, *common[4:])
+        assert_one_line(status, err, str(short), "direct_attributes/sa_1")
     elif case == "max turns 0":
         assert_one_line(
             *agent_cli("--benchmark", "vstar", "--data", vstar, *common, "--max-turns", "0"), "--max-turns"
@@ -329,4 +335,16 @@ def test_bad_input_is_one_line_naming_the_file_or_flag(case, vstar, replay, tmp_
                                                    "options": ["a", "b", "c", "d"], "cycle": "c1"}])  # fmt: skip
         status, err = agent_cli("--benchmark", "hrbench", "--data", tsv, *common, "--crop-mode", "gt")
         assert_one_line(status, err, "--crop-mode gt", "HR-Bench")
-    assert not (tmp_path / "out" / "trajectories.jsonl").exists()
+    # nothing is written, so the fixed command runs with its own settings
+    assert not (tmp_path / "out").exists()
+
+
+def test_vllm_refuses_budgets_its_checkpoint_processor_would_resize(tiny_qwen2_5_vl, vstar, tmp_path, capsys):
+    # vLLM takes the checkpoint's processor as it is (448 x 448 pixels here): a 1,024-token view would be resized
+    # and every box would move, so the run stops before vLLM is even imported
+    with pytest.raises(SystemExit):
+        main(["agent", "--benchmark", "vstar", "--data", str(vstar), "--model", str(tiny_qwen2_5_vl),
+              "--backend", "vllm", "--max-visual-tokens", "1024", "--out", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "max_pixels 200704" in err and "--max-visual-tokens" in err
+    assert not (tmp_path / "out").exists()
