@@ -44,6 +44,7 @@ from locus_agent.view import AGENT_FRAMES, View
 from locus_data.errors import UserError
 from locus_data.images import open_image
 from locus_eval.agent_metrics import agent_metrics, agent_table, crop_scores, score_answer
+from locus_eval.agent_picture import draw_trajectories
 from locus_eval.agent_questions import Questions, load_questions, question_text
 from locus_eval.benchmarks import Item, protocol_note
 from locus_eval.predictions import PredictionWriter, check_settings, read_predictions
@@ -157,8 +158,6 @@ def run(config: AgentConfig, progress: bool = True) -> dict[str, Any]:
     _write_atomic(out / METRICS_FILE, _json(metrics))
     _write_atomic(out / TABLE_FILE, table + "\n\n" + "\n\n".join(notes) + "\n")
     if config.picture > 0 and items:
-        from locus_eval.agent_picture import draw_trajectories  # heavy-ish: PIL drawing, only when asked
-
         shown = items[: config.picture]
         crops = out / CROPS_DIR if config.save_crops else None
         draw_trajectories(out / PICTURE_FILE, shown, [records[item.index] for item in shown], crops)
