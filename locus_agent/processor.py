@@ -168,3 +168,20 @@ def vision_token_ids(processor: Any) -> set[int]:
     tokenizer = processor.tokenizer
     ids = {tokenizer.convert_tokens_to_ids(token) for token in VISION_TOKENS}
     return {i for i in ids if i is not None and i != tokenizer.unk_token_id}
+
+
+MODEL_TYPE_FRAMES = {"qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl", "qwen3_vl_moe": "qwen3_vl"}
+"""``config.json`` ``model_type`` -> the frame the model writes boxes in (MiMo-VL declares ``qwen2_5_vl``)"""
+
+
+def checkpoint_coord_frame(path: str | Path) -> str | None:
+    """The box frame of a checkpoint from its ``config.json`` ``model_type``, or None when it names none we know.
+
+    Read as JSON, without transformers; Qwen2-VL (0-1000 boxes, 28-pixel patches) fits neither agent frame.
+    """
+    file = Path(path) / "config.json"
+    try:
+        model_type = json.loads(file.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return MODEL_TYPE_FRAMES.get(model_type)

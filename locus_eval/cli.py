@@ -197,6 +197,100 @@ def cmd_bench(args: argparse.Namespace) -> None:
     _print_result(args.out, "table.md")
 
 
+def cmd_agent(args: argparse.Namespace) -> None:
+    from locus_eval import agent
+
+    engine = {"tensor_parallel_size": args.tensor_parallel_size, "gpu_memory_utilization": args.gpu_memory_utilization}
+    if args.max_model_len is not None:
+        engine["max_model_len"] = args.max_model_len
+    config = agent.AgentConfig(
+        benchmark=args.benchmark,
+        data=args.data,
+        out=args.out,
+        backend=args.backend,
+        model=args.model,
+        replay=args.replay,
+        base_url=args.base_url,
+        coord_frame=args.coord_frame,
+        max_visual_tokens=args.max_visual_tokens,
+        max_crop_visual_tokens=args.max_crop_visual_tokens,
+        max_turns=args.max_turns,
+        max_new_tokens=args.max_new_tokens,
+        crop_mode=args.crop_mode,
+        save_crops=args.save_crops,
+        limit=args.limit,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        picture=args.picture,
+        engine=engine if args.backend == "vllm" else {},
+    )
+    agent.run(config)
+    _print_result(args.out, agent.TABLE_FILE)
+
+
+def _add_agent_parser(sub) -> None:
+    p = sub.add_parser(
+        "agent",
+        help="run a crop-tool agent (LFPC, DeepEyes) on V*, HR-Bench or a VQA manifest",
+        description=(
+            "Run a crop-tool agent checkpoint (LFPC, DeepEyes: image_zoom_in_tool calls, <answer>) on V*, HR-Bench "
+            "or a VQA manifest: the full image at --max-visual-tokens, crops cut from the original, up to "
+            "--max-turns assistant turns, greedy (resumable). Writes trajectories.jsonl, metrics.json, table.md "
+            "(accuracy as bench scores it; tool calls, turns, crop IoU, overlap, bbox ratio, crop tokens, seconds "
+            "per question), trajectories.png and, with --save-crops, crops/. See docs/lfpc.md."
+        ),
+    )
+    p.add_argument("--benchmark", required=True, choices=("vstar", "hrbench", "manifest"), help="file layout")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="V* folder or test_questions.jsonl, HR-Bench .tsv, or a VQA manifest (.jsonl/.parquet or its folder)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="checkpoint folder or hub id (hf, vllm); the served model name "
+        "(openai); optional for replay (its chat template and tokenizer)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("hf", "vllm", "openai", "replay"),
+        default="vllm",
+        help="vllm on GPUs, hf on CPU or GPU, openai for a server (vllm serve), replay for recorded turns",
+    )
+    p.add_argument("--replay", type=Path, default=None, help='replay: JSONL of {"id", "turns": [...]} lines')
+    p.add_argument("--base-url", default=None, help="openai: the server's API root, e.g. http://localhost:8000/v1")
+    p.add_argument(
+        "--coord-frame",
+        choices=("qwen2_5_vl", "qwen3_vl"),
+        default=None,
+        help="how the model writes boxes (default: from the checkpoint's config.json)",
+    )
+    p.add_argument(
+        "--max-visual-tokens", type=int, default=1024, help="visual tokens of the full image (paper: 1024 and 16384)"
+    )
+    p.add_argument("--max-crop-visual-tokens", type=int, default=16384, help="visual tokens a crop may take")
+    p.add_argument("--max-turns", type=int, default=12, help="assistant turns per question (paper: 12)")
+    p.add_argument("--max-new-tokens", type=int, default=2048, help="tokens per assistant turn")
+    p.add_argument(
+        "--crop-mode",
+        choices=("model", "gt", "noise"),
+        default="model",
+        help="model: its crop; gt: the best-matching GT region; noise: same-size noise (Tables 1, 5, 7)",
+    )
+    p.add_argument("--save-crops", action="store_true", help="write every crop handed to the model to OUT/crops/")
+    p.add_argument("--out", required=True, type=Path, help="run directory (resumed if it exists)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions (smoke runs)")
+    p.add_argument("--batch-size", type=int, default=8, help="questions run together, turn by turn")
+    p.add_argument("--seed", type=int, default=0, help="V* option shuffle (as bench) and noise crops")
+    p.add_argument("--picture", type=int, default=4, help="episodes drawn in OUT/trajectories.png (0: none)")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vllm: share of GPU memory")
+    p.add_argument("--max-model-len", type=int, default=None, help="vllm: context tokens (default: the model's)")
+    p.set_defaults(func=cmd_agent)
+
+
 def cmd_lmms_eval(args: argparse.Namespace) -> None:
     from locus_eval import lmms
 
@@ -319,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_frame_arg(p, f"box convention (refcoco; default {BENCH_FRAME.coord_frame})")
     p.add_argument("--seed", type=int, default=0, help="V* option shuffle seed")
     p.set_defaults(func=cmd_bench)
+
+    _add_agent_parser(sub)
 
     p = sub.add_parser(
         "aib",
