@@ -22,12 +22,13 @@ from locus_data.images import open_image
 from locus_data.vqa import read_manifest
 from locus_eval import benchmarks
 from locus_eval.benchmarks import Item
+from locus_eval.benchmarks.evaluate import EXPECTED_DATA as BENCHMARK_DATA
 from locus_reward import boxes
 from locus_reward.boxes import Box
 
 
 AGENT_BENCHMARKS = ("vstar", "hrbench", "manifest")
-EXPECTED_DATA = {**benchmarks.EXPECTED_DATA, "manifest": "a VQA manifest (.jsonl or .parquet, or its folder)"}
+EXPECTED_DATA = {**BENCHMARK_DATA, "manifest": "a VQA manifest (.jsonl or .parquet, or its folder)"}
 
 
 @dataclass

@@ -61,6 +61,12 @@ EXCEPTIONS = {
     ("options", "locus_reward/frames.py:Backbone.coord_frame"): "the frame a backbone writes",
     ("options", "locus_reward/frames.py:Backbone.processor_min_pixels"): "the released processor's lower limit",
     ("options", "locus_reward/frames.py:Backbone.processor_max_pixels"): "the released processor's upper limit",
+    # the agent's frame flag: None reads the family off the checkpoint's config.json (locus_agent.processor), and the
+    # value is checked by locus_agent.view like every frame
+    (
+        "options",
+        "locus_eval/agent.py:AgentConfig.coord_frame",
+    ): "locus-eval agent --coord-frame",
     # values read back from a loaded processor, never None
     ("options", "locus_train/prompt_lengths.py:ImageGeometry.min_pixels"): "the loaded processor's lower limit",
     ("options", "locus_train/prompt_lengths.py:ImageGeometry.max_pixels"): "the loaded processor's upper limit",
