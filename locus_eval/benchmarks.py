@@ -48,14 +48,13 @@ from locus_eval.metrics import mcq_metrics, mcq_table, percent, save_report
 from locus_eval.predictions import run_manifest
 from locus_eval.runner import generate_missing
 from locus_reward import boxes, frames
-from locus_reward.answers import LETTERS, extract_choice, final_answer
+from locus_reward.answers import LETTERS, MCQ_INSTRUCTION, extract_choice, final_answer, mcq_text
 from locus_reward.parsing import parse_box
 from locus_train.images import process_image
 from locus_train.processor import load_processor, pixel_limits
 from locus_train.prompting import chat_prompt
 
 
-MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 GROUNDING_PROMPT = 'Locate "{refexp}" in the image and output its bounding box [x1, y1, x2, y2] in JSON format.'
 
 
@@ -385,9 +384,8 @@ def load_refcoco(path: str | Path) -> list[Item]:
 
 
 def mcq_prompt(item: Item) -> str:
-    """Question, lettered options, and the lmms-eval instruction to answer with the letter."""
-    lines = [item.question.strip()] + [f"{LETTERS[i]}. {option}" for i, option in enumerate(item.options)]
-    return "<image>\n" + "\n".join(lines) + "\n" + MCQ_INSTRUCTION
+    """The image marker, then the question, lettered options and the lmms-eval instruction (:func:`mcq_text`)."""
+    return "<image>\n" + mcq_text(item.question, item.options)
 
 
 def score_mcq(items: list[Item], predictions: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
