@@ -109,6 +109,7 @@ def _export_lfpc(args: argparse.Namespace) -> int:
         val_manifest=args.val_manifest,
         view=args.view,
         seed=args.seed,
+        require_boxes=args.require_boxes,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
@@ -140,6 +141,18 @@ def _convert_vqa(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     print(report.summary())
+    return 0
+
+
+def _add_boxes(args: argparse.Namespace) -> int:
+    from locus_data.vqa_boxes import add_boxes
+
+    path, annotated, written = add_boxes(
+        args.manifest, args.boxes, args.out, keep_unboxed=args.keep_unboxed, overwrite=args.overwrite
+    )
+    print(
+        f"wrote {written} questions to {path} ({annotated} with nested boxes); check them: locus-data preview {path}"
+    )
     return 0
 
 
@@ -278,6 +291,9 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
         "(default; Stage I); original: always the original, ignoring view_image (Stage II's default data path)",
     )
     ex.add_argument("--seed", type=int, default=0, help="seed of the train/val draw (default 0)")
+    ex.add_argument(
+        "--require-boxes", action="store_true", help="refuse questions without nested boxes (Stage II data)"
+    )
     ex.add_argument("--overwrite", action="store_true", help="replace an export in --out")
     ex.add_argument("--quiet", action="store_true", help="no progress bars")
     ex.set_defaults(func=_export_lfpc)
@@ -308,6 +324,23 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
     cv.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
     cv.add_argument("--quiet", action="store_true", help="no progress bar")
     cv.set_defaults(func=_convert_vqa)
+
+    ab = sub.add_parser(
+        "add-boxes",
+        help="set nested GT boxes on manifest questions from an annotation file (Stage II data)",
+        description='Read BOXES, JSON lines of {"id": ..., "boxes": [[x1, y1, x2, y2], ...]} in original-image '
+        "pixels, in any order (sorted smallest first here), and write OUT: MANIFEST with those boxes set, each box "
+        "checked inside its image and inside the next. Questions without annotation are left out unless "
+        "--keep-unboxed.",
+        epilog="example: locus-data add-boxes data/visualprobe.jsonl --boxes boxes.jsonl "
+        "--out data/visualprobe_boxed.jsonl",
+    )
+    ab.add_argument("manifest", help="the VQA manifest the ids refer to")
+    ab.add_argument("--boxes", required=True, help="annotation file: JSON lines of id and boxes")
+    ab.add_argument("--out", required=True, help="manifest to write (.jsonl)")
+    ab.add_argument("--keep-unboxed", action="store_true", help="keep questions the file does not annotate")
+    ab.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ab.set_defaults(func=_add_boxes)
 
     for name, entry in sorted(plugin_commands().items()):
         # the summary is the command module's first docstring line, read only for the top-level --help

@@ -116,10 +116,14 @@ def export_lfpc(
     val_manifest: str | Path | None = None,
     view: str = ls.VIEW_SELECTED,
     seed: int = 0,
+    require_boxes: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Write ``out/train.parquet``, ``out/val.parquet`` and ``out/export.json``; returns what export.json holds."""
+    """Write ``out/train.parquet``, ``out/val.parquet`` and ``out/export.json``; returns what export.json holds.
+
+    ``require_boxes`` (Stage II): every question must carry nested boxes, else a one-line error before writing.
+    """
     if view not in ls.VIEWS:
         raise UserError(f"--view must be one of {', '.join(ls.VIEWS)}, got {view!r}")
     if val is not None and val_manifest is not None:
@@ -148,6 +152,12 @@ def export_lfpc(
         num_val = default_val(len(items)) if val is None else val
         train, held = split_by_image(items, num_val, seed)
     splits = {"train": train, "val": held}
+    unboxed = [it.id for it in train + held if not it.boxes]
+    if require_boxes and unboxed:
+        raise UserError(
+            f"--require-boxes: {len(unboxed)} questions have no boxes, e.g. {unboxed[0]!r}; Stage II scores crops "
+            "against nested boxes (add them with locus-data add-boxes)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     temporary = {split: out / f".{split}.parquet.tmp" for split in splits}
     try:
@@ -166,6 +176,7 @@ def export_lfpc(
         "val_manifest": None if val_source is None else str(val_source.resolve()),
         "view": view,
         "seed": seed,
+        "require_boxes": require_boxes,
         "val_requested": None if val_source is not None else num_val,
         "rows": {split: len(rows) for split, rows in splits.items()},
         "selected_views": {split: sum(map(shows_view, rows)) for split, rows in splits.items()},
