@@ -156,6 +156,14 @@ def _add_boxes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _merge_vqa(args: argparse.Namespace) -> int:
+    from locus_data.vqa import merge_manifests
+
+    path, count = merge_manifests(args.manifests, args.out, overwrite=args.overwrite)
+    print(f"wrote {count} questions from {len(args.manifests)} manifests to {path}")
+    return 0
+
+
 def plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
     """``{name: entry point}`` of the commands other LOCUS packages register (each owns its own parser)."""
     return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMAND_GROUP)}
@@ -324,6 +332,18 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
     cv.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
     cv.add_argument("--quiet", action="store_true", help="no progress bar")
     cv.set_defaults(func=_convert_vqa)
+
+    mv = sub.add_parser(
+        "merge-vqa",
+        help="combine VQA manifests into one (ids must stay unique)",
+        description="Write the questions of MANIFEST... in order into OUT, image paths rewritten relative to OUT's "
+        "folder (or absolute), so manifests from different folders combine; e.g. Stage I's sources into one "
+        "manifest before resolution selection.",
+    )
+    mv.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifests to combine, in order")
+    mv.add_argument("--out", required=True, help="manifest to write (.jsonl)")
+    mv.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    mv.set_defaults(func=_merge_vqa)
 
     ab = sub.add_parser(
         "add-boxes",

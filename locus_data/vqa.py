@@ -91,18 +91,18 @@ class VqaItem:
         )
 
     def to_row(self, root: Path) -> dict[str, Any]:
-        """The manifest row: the image relative to ``root`` (the manifest's folder) when it lies inside it."""
-        try:
-            image = self.image.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            image = str(self.image)
-        row: dict[str, Any] = {ID: self.id, IMAGE: image, QUESTION: self.question}
+        """The manifest row: the image (and view image) relative to ``root`` (the manifest's folder) when it lies
+        inside it, else absolute."""
+        row: dict[str, Any] = {ID: self.id, IMAGE: _relative(self.image, root), QUESTION: self.question}
         if self.choices is not None:
             row[CHOICES] = list(self.choices)
         row[ANSWER] = self.answer
         if self.boxes:
             row[BOXES] = [[_plain(v) for v in box] for box in self.boxes]
-        return row | self.extra
+        row |= self.extra
+        if self.view_image is not None:
+            row[VIEW_IMAGE] = _relative(self.view_image, root)
+        return row
 
 
 VIEW_ROUNDING = 32
@@ -254,6 +254,28 @@ def write_manifest(path: str | Path, items: Iterable[VqaItem]) -> Path:
     return path
 
 
+def merge_manifests(paths: Iterable[str | Path], out: str | Path, overwrite: bool = False) -> tuple[Path, int]:
+    """Write the questions of several manifests, in order, into one (``locus-data merge-vqa``); ids must stay
+    unique. Image paths are rewritten relative to ``out``'s folder where they lie inside it, else absolute, so
+    manifests from different folders combine (a plain ``cat`` would break their relative paths)."""
+    out = Path(out)
+    if out.suffix != ".jsonl":
+        raise UserError(f"--out {out}: a manifest is a .jsonl file")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} exists; pass --overwrite to replace it")
+    items, origin = [], {}
+    for path in paths:
+        source = manifest_path(path)
+        for item in read_manifest(source):
+            if item.id in origin:
+                raise UserError(f"id {item.id!r} is in both {origin[item.id]} and {source}; ids must be unique")
+            origin[item.id] = source
+            items.append(item)
+    if not items:
+        raise UserError("the manifests have no rows")
+    return write_manifest(out, items), len(items)
+
+
 def _raw_rows(path: Path) -> Iterator[tuple[str, Any]]:
     """``(where, row)`` of every row: ``file:line`` (JSONL, lines from 1) or ``file:row N`` (Parquet, from 0)."""
     if path.suffix == ".parquet":
@@ -361,6 +383,13 @@ def _check_view(value: Any, root: Path, width: int, height: int) -> tuple[Path |
         kind = "view image larger than the original" if "larger" in problem else "view image not the original"
         raise RowProblem(kind, f"{VIEW_IMAGE}: {problem}")
     return view.absolute(), size
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _plain(value: float) -> int | float:

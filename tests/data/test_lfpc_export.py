@@ -256,3 +256,10 @@ def test_cli_export_then_preview_and_stats_refusal(folder, tmp_path):
     assert stats.returncode == 2 and stats.stderr.count("\n") == 1 and "LFPC export" in stats.stderr
     bad = run("export-lfpc", str(folder), "--out", str(tmp_path / "x"), "--val", "0")
     assert bad.returncode == 2 and "--val must be >= 1" in bad.stderr
+
+
+def test_a_manifest_written_elsewhere_keeps_its_view_images(folder, tmp_path):
+    # write_manifest to another folder (resolution selection's output, merge-vqa) rewrites view paths too
+    write_manifest(tmp_path / "elsewhere" / "manifest.jsonl", read_manifest(folder))
+    moved = read_manifest(tmp_path / "elsewhere")
+    assert moved[0].view_image == folder / "views" / "i0.png" and moved[0].image == folder / "images" / "i0.png"

@@ -196,3 +196,21 @@ def test_cli_convert_limit_and_summary(cof, capsys):
     args = ["convert-vqa", str(cof / "cof_rl.json"), "--format", "cof", "--images", str(cof / "images_cropped")]
     assert main([*args, "--out", str(out), "--limit", "1", "--quiet"]) == 0
     assert "wrote 1 questions" in capsys.readouterr().out and len(read_manifest(out)) == 1
+
+
+def test_sources_from_different_folders_merge_into_one_manifest_and_export(cof, thinklite, tmp_path, capsys):
+    # Stage I's sources combined: relative image paths (thinklite's, beside its manifest) survive the move
+    source, _ = thinklite
+    convert("cof", cof / "cof_rl.json", tmp_path / "cof" / "manifest.jsonl", cof / "images_cropped", progress=False)
+    convert("thinklite", source / "shards", tmp_path / "tl" / "manifest.jsonl", progress=False)
+    out = tmp_path / "stage1" / "manifest.jsonl"
+    args = ["merge-vqa", str(tmp_path / "cof"), str(tmp_path / "tl"), "--out", str(out)]
+    assert main(args) == 0 and "wrote 4 questions from 2 manifests" in capsys.readouterr().out
+    merged = read_manifest(out)
+    assert [it.id for it in merged] == ["cof-000000", "cof-000001", "thinklite-17", "thinklite-18"]
+    assert merged[2].image == tmp_path / "tl" / "images" / "thinklite-17.jpg"
+    assert main(args) == 2 and "exists; pass --overwrite" in capsys.readouterr().err
+    duplicate = ["merge-vqa", str(tmp_path / "cof"), str(tmp_path / "cof"), "--out", str(tmp_path / "d.jsonl")]
+    assert main(duplicate) == 2 and "id 'cof-000000' is in both" in capsys.readouterr().err
+    export_lfpc(out, tmp_path / "export", val=1, progress=False)
+    assert check_export(tmp_path / "export", progress=False).ok
