@@ -45,7 +45,9 @@ from locus_reward.answers import question_prompt
 
 
 ROW_GROUP = 32
-"""rows per Parquet row group: a group holds its view images in memory while written and read"""
+"""rows per Parquet row group at most: a group holds its view images in memory while written and read"""
+ROW_GROUP_BYTES = 16 << 20
+"""and at most about this many bytes of view images: the writer's peak memory is a few times a group's bytes"""
 MAX_DEFAULT_VAL = 64
 
 
@@ -202,15 +204,18 @@ def _check_disjoint(train: list[VqaItem], val: list[VqaItem], source: Path, val_
 
 
 def _write_split(path: Path, rows: Iterator[dict[str, Any]], bar: tqdm) -> None:
-    # no Hugging Face feature metadata: `datasets` must hand EasyR1 the struct (path included), not a PIL image
-    with pq.ParquetWriter(path, ls.SCHEMA) as writer:
+    # no Hugging Face feature metadata: `datasets` must hand EasyR1 the struct (path included), not a PIL image;
+    # no compression: image files do not compress further and the metadata columns are tiny (as locus-data build)
+    with pq.ParquetWriter(path, ls.SCHEMA, compression="none") as writer:
         group: list[dict[str, Any]] = []
+        size = 0
         for row in rows:
             group.append(row)
-            if len(group) == ROW_GROUP:
+            size += len(row[IMAGES][0]["bytes"])
+            if len(group) == ROW_GROUP or size >= ROW_GROUP_BYTES:
                 writer.write_table(pa.Table.from_pylist(group, schema=ls.SCHEMA))
                 bar.update(len(group))
-                group = []
+                group, size = [], 0
         if group:
             writer.write_table(pa.Table.from_pylist(group, schema=ls.SCHEMA))
             bar.update(len(group))
