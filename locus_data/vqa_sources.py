@@ -32,7 +32,9 @@ list of Mini-o3/Mini-o3 ``docs/mini_o3_demo.md`` and ``verl/utils/dataset/multim
 ``--images``: ``BASE_IMAGE_DIR``; an image not at its path there is looked up by file name in that folder (the
 published folder keeps files flat).
 
-Shared rules: one image per question (video and multi-image rows are skipped and counted); ``<image>`` markers are
+Shared rules: a row without one of the format's fields is a one-line error (the file is not in that format), a row
+whose field is null is skipped and counted; one image per question (video and multi-image rows are skipped and
+counted); ``<image>`` markers are
 removed from the question (the export adds the one); an answer ``\\boxed{x}`` becomes ``x``; a question whose options
 are written in it as lines ``(A) ...``/``A. ...`` (A, B, ... in order, at least two, optionally under an
 ``Options:`` label and followed by an instruction line) and whose answer is a letter -- or one option's exact text
@@ -183,9 +185,10 @@ def convert(
         if limit is not None and len(items) >= limit:
             break
         for name in FIELDS[fmt]:
-            if raw.get(name) is None:
+            if name not in raw:  # another format (a null value in one row is that row's problem, below)
                 raise UserError(f"{where}: {name}: missing ({fmt} rows have {', '.join(FIELDS[fmt])})")
-        record = _READERS[fmt](raw, index, image_dir, skip_bad_images)
+        empty = next((name for name in FIELDS[fmt] if raw[name] is None), None)
+        record = f"{empty} is null" if empty else _READERS[fmt](raw, index, image_dir, skip_bad_images)
         if isinstance(record, str):
             report.skipped[record] += 1
             continue

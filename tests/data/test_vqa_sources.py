@@ -45,6 +45,7 @@ def pixelreasoner(tmp_path):
          "is_video": True},
         {"qid": "m-1", "question": "Compare them.", "image": ["infographics/c.jpg", "infographics/d.jpg"],
          "answer": ["\\boxed{left}"], "is_video": False},
+        {"qid": "n-1", "question": "Unanswered?", "image": ["infographics/d.jpg"], "answer": None, "is_video": False},
     ]  # fmt: skip
     pq.write_table(pa.Table.from_pylist(rows), root / "release.parquet")
     return root
@@ -55,7 +56,7 @@ def test_pixelreasoner_rows_become_manifest_items(pixelreasoner, tmp_path):
     report = convert("pixelreasoner", pixelreasoner / "release.parquet", tmp_path / "pr.jsonl",
                      pixelreasoner / "images", progress=False)  # fmt: skip
     assert (report.written, report.multiple_choice, report.several_answers) == (3, 1, 1)
-    assert dict(report.skipped) == {"video": 1, "several images": 1}
+    assert dict(report.skipped) == {"video": 1, "several images": 1, "answer is null": 1}
     boats, sign, animal = read_manifest(tmp_path / "pr.jsonl")
     assert (boats.id, boats.question, boats.answer, boats.choices) == (
         "pixelreasoner-q-1",
