@@ -1,4 +1,5 @@
-"""``locus-data``: build, validate, inspect and synthesize LOCUS cue-search datasets and VQA manifests.
+"""``locus-data``: build, validate, inspect and synthesize LOCUS cue-search datasets and VQA manifests; convert
+public VQA sets to manifests and export manifests for LFPC training on EasyR1.
 
 User mistakes (missing files, bad config keys, malformed annotations) end with one ``locus-data: error: ...`` line
 and exit status 2; a failed validation exits 1.
@@ -37,9 +38,14 @@ def _build(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from locus_data import vqa
+    from locus_data.lfpc_export import check_export, is_export
     from locus_data.validate import validate
 
-    if vqa.is_manifest(args.dataset):  # a manifest is a file (or a folder holding manifest.jsonl), a dataset a folder
+    if is_export(args.dataset):  # an LFPC export: one view per row, the original named by path
+        report = check_export(args.dataset, decode=args.decode, progress=not args.quiet)
+    elif vqa.is_manifest(
+        args.dataset
+    ):  # a manifest is a file (or a folder holding manifest.jsonl), a dataset a folder
         report = vqa.check_manifest(args.dataset, decode=args.decode, progress=not args.quiet)
     else:
         report = validate(args.dataset, decode=args.decode, progress=not args.quiet, num_images=args.images)
@@ -48,11 +54,14 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from locus_data.lfpc_export import is_export
     from locus_data.stats import compute_stats, to_markdown
 
     out = Path(args.dataset)
     if not any(split_path(out, split).is_file() for split in SPLITS):
         raise UserError(f"{out} has no train.parquet or val.parquet")
+    if is_export(out):
+        raise UserError(f"{out} is an LFPC export: its counts are in {out / 'export.json'} (stats is for cue search)")
     old = json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {}
     stats = compute_stats(out, old.get("config"), old.get("build"))
     print(json.dumps(stats, indent=2) if args.json else to_markdown(stats), end="" if not args.json else "\n")
@@ -60,10 +69,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from locus_data.preview import preview, preview_manifest
+    from locus_data.lfpc_export import is_export
+    from locus_data.preview import preview, preview_export, preview_manifest
     from locus_data.vqa import is_manifest
 
-    if is_manifest(args.dataset):
+    if is_export(args.dataset):
+        path = preview_export(args.dataset, n=args.n, split=args.split, out=args.out, seed=args.seed)
+    elif is_manifest(args.dataset):
         path = preview_manifest(args.dataset, n=args.n, out=args.out, seed=args.seed)
     else:
         path = preview(args.dataset, n=args.n, split=args.split, out=args.out, seed=args.seed)
@@ -84,6 +96,71 @@ def _synth_vqa(args: argparse.Namespace) -> int:
 
     path = synth_vqa(args.out, args.num_images, args.seed, overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {args.num_images} questions to {path}; see {path.parent / 'preview.png'}")
+    return 0
+
+
+def _export_lfpc(args: argparse.Namespace) -> int:
+    from locus_data.lfpc_export import export_lfpc
+
+    info = export_lfpc(
+        args.manifest,
+        args.out,
+        val=args.val,
+        val_manifest=args.val_manifest,
+        view=args.view,
+        seed=args.seed,
+        require_boxes=args.require_boxes,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    rows, selected = info["rows"], sum(info["selected_views"].values())
+    print(
+        f"wrote {args.out}/train.parquet ({rows['train']} rows) and val.parquet ({rows['val']} rows); "
+        f"{selected} show a selected view, {sum(rows.values()) - selected} the original; see {args.out}/export.json"
+    )
+    if args.view == "selected" and not selected:
+        print(
+            "note: no row has a view_image (run locus-data select-resolution first for Stage I): "
+            "every row shows its original image",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _convert_vqa(args: argparse.Namespace) -> int:
+    from locus_data.vqa_sources import convert
+
+    report = convert(
+        args.format,
+        args.input,
+        args.out,
+        args.images,
+        limit=args.limit,
+        skip_bad_images=args.skip_bad_images,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(report.summary())
+    return 0
+
+
+def _add_boxes(args: argparse.Namespace) -> int:
+    from locus_data.vqa_boxes import add_boxes
+
+    path, annotated, written = add_boxes(
+        args.manifest, args.boxes, args.out, keep_unboxed=args.keep_unboxed, overwrite=args.overwrite
+    )
+    print(
+        f"wrote {written} questions to {path} ({annotated} with nested boxes); check them: locus-data preview {path}"
+    )
+    return 0
+
+
+def _merge_vqa(args: argparse.Namespace) -> int:
+    from locus_data.vqa import merge_manifests
+
+    path, count = merge_manifests(args.manifests, args.out, overwrite=args.overwrite)
+    print(f"wrote {count} questions from {len(args.manifests)} manifests to {path}")
     return 0
 
 
@@ -128,10 +205,11 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
         description="Check columns and types, prompts, answers and image sizes of every row (image headers only), "
         "cue safety for Qwen2.5-VL and Qwen3-VL, train/val image disjointness and the configured bin counts. "
         "Given a VQA manifest (a .jsonl/.parquet file, or a folder holding manifest.jsonl), check every row: "
-        "fields, unique ids, images present, answer letters within the choices, boxes nested and inside the image. "
-        "Exits 1 with a per-problem report when anything is wrong.",
+        "fields, unique ids, images present, answer letters within the choices, boxes nested and inside the image, "
+        "a view_image no larger than its original. Given an LFPC export (locus-data export-lfpc), check every row's "
+        "view bytes, original path, ground truth and sizes. Exits 1 with a per-problem report when anything is wrong.",
     )
-    v.add_argument("dataset", help="folder holding train.parquet and val.parquet, or a VQA manifest")
+    v.add_argument("dataset", help="folder holding train.parquet and val.parquet, a VQA manifest, or an LFPC export")
     v.add_argument(
         "--images",
         type=int,
@@ -158,11 +236,12 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
         "preview",
         help="write a PNG grid of examples",
         description="Draw N examples: the full image with the ground-truth box next to its cue; for a VQA "
-        "manifest, the image with its nested boxes next to the smallest box enlarged, with question and answer.",
+        "manifest, the image with its nested boxes next to the smallest box enlarged, with question and answer; "
+        "for an LFPC export, the view the model is shown with the boxes mapped into it.",
     )
-    pv.add_argument("dataset", help="folder holding train.parquet and val.parquet, or a VQA manifest")
+    pv.add_argument("dataset", help="folder holding train.parquet and val.parquet, a VQA manifest, or an LFPC export")
     pv.add_argument("--n", type=int, default=12, help="examples to draw (default 12)")
-    pv.add_argument("--split", default="train", choices=SPLITS, help="split to draw from (datasets only)")
+    pv.add_argument("--split", default="train", choices=SPLITS, help="split to draw from (datasets and exports)")
     pv.add_argument("--seed", type=int, default=0, help="which rows to draw")
     pv.add_argument("--out", help="PNG path (default DATASET/preview.png; beside a manifest for manifests)")
     pv.set_defaults(func=_preview)
@@ -193,6 +272,95 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
     sv.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out")
     sv.add_argument("--quiet", action="store_true", help="no progress bar")
     sv.set_defaults(func=_synth_vqa)
+
+    ex = sub.add_parser(
+        "export-lfpc",
+        help="write EasyR1 train/val.parquet for LFPC from a VQA manifest",
+        description="Write OUT/train.parquet, OUT/val.parquet and OUT/export.json for LFPC's multi-turn training: "
+        "per question, problem = <image> + the question, images = ONE {bytes: the view the model is shown, path: "
+        "the absolute path of the original crops are cut from}, answer = the LFPC ground-truth JSON (answer, "
+        "choices, nested boxes in original pixels, original and view sizes), plus metadata columns.",
+        epilog="examples: locus-data export-lfpc data/stage1_selected/manifest.jsonl --out data/lfpc_stage1   "
+        "locus-data export-lfpc data/visualprobe_boxed.jsonl --out data/lfpc_stage2 --view original",
+    )
+    ex.add_argument("manifest", help="the VQA manifest (after locus-data select-resolution for Stage I)")
+    ex.add_argument("--out", required=True, help="output folder (an export in it is replaced only with --overwrite)")
+    held = ex.add_mutually_exclusive_group()
+    held.add_argument(
+        "--val",
+        type=int,
+        help="validation questions drawn from MANIFEST, whole images at a time (default: 10%%, 1 to 64)",
+    )
+    held.add_argument("--val-manifest", help="take val.parquet from this manifest instead (no id or image shared)")
+    ex.add_argument(
+        "--view",
+        default="selected",
+        help="selected: show each row's view_image where resolution selection added one, else the original "
+        "(default; Stage I); original: always the original, ignoring view_image (Stage II's default data path)",
+    )
+    ex.add_argument("--seed", type=int, default=0, help="seed of the train/val draw (default 0)")
+    ex.add_argument(
+        "--require-boxes", action="store_true", help="refuse questions without nested boxes (Stage II data)"
+    )
+    ex.add_argument("--overwrite", action="store_true", help="replace an export in --out")
+    ex.add_argument("--quiet", action="store_true", help="no progress bars")
+    ex.set_defaults(func=_export_lfpc)
+
+    cv = sub.add_parser(
+        "convert-vqa",
+        help="convert a public VQA set (PixelReasoner, Chain-of-Focus, ThinkLite-VL, VisualProbe) to a manifest",
+        description="Read a public VQA set in its published format and write a VQA manifest: image, question, "
+        "answer (options written in the question become choices and the answer their letter). One image per "
+        "question; video and multi-image rows are skipped and counted. See locus_data/vqa_sources.py for each "
+        "format's fields and the sources they were verified against.",
+        epilog="example: locus-data convert-vqa --format pixelreasoner PixelReasoner-RL-Data/release.parquet "
+        "--images PixelReasoner-RL-Data/images --out data/pixelreasoner.jsonl",
+    )
+    cv.add_argument("input", help="the set's question file: .parquet (or a folder of shards), .json or .jsonl")
+    cv.add_argument("--format", required=True, help="pixelreasoner, cof, thinklite or visualprobe")
+    cv.add_argument(
+        "--images",
+        help="the folder the set's image paths are relative to (pixelreasoner: the unpacked images.zip; cof: its "
+        "image root; visualprobe: BASE_IMAGE_DIR); thinklite: where its embedded images are written "
+        "(default: images/ beside the manifest)",
+    )
+    cv.add_argument("--out", required=True, help="manifest to write (.jsonl), or a folder to hold manifest.jsonl")
+    cv.add_argument("--limit", type=int, help="stop after N questions (a quick trial)")
+    cv.add_argument(
+        "--skip-bad-images", action="store_true", help="skip rows whose image is missing or unreadable (counted)"
+    )
+    cv.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
+    cv.add_argument("--quiet", action="store_true", help="no progress bar")
+    cv.set_defaults(func=_convert_vqa)
+
+    mv = sub.add_parser(
+        "merge-vqa",
+        help="combine VQA manifests into one (ids must stay unique)",
+        description="Write the questions of MANIFEST... in order into OUT, image paths rewritten relative to OUT's "
+        "folder (or absolute), so manifests from different folders combine; e.g. Stage I's sources into one "
+        "manifest before resolution selection.",
+    )
+    mv.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifests to combine, in order")
+    mv.add_argument("--out", required=True, help="manifest to write (.jsonl)")
+    mv.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    mv.set_defaults(func=_merge_vqa)
+
+    ab = sub.add_parser(
+        "add-boxes",
+        help="set nested GT boxes on manifest questions from an annotation file (Stage II data)",
+        description='Read BOXES, JSON lines of {"id": ..., "boxes": [[x1, y1, x2, y2], ...]} in original-image '
+        "pixels, in any order (sorted smallest first here), and write OUT: MANIFEST with those boxes set, each box "
+        "checked inside its image and inside the next. Questions without annotation are left out unless "
+        "--keep-unboxed.",
+        epilog="example: locus-data add-boxes data/visualprobe.jsonl --boxes boxes.jsonl "
+        "--out data/visualprobe_boxed.jsonl",
+    )
+    ab.add_argument("manifest", help="the VQA manifest the ids refer to")
+    ab.add_argument("--boxes", required=True, help="annotation file: JSON lines of id and boxes")
+    ab.add_argument("--out", required=True, help="manifest to write (.jsonl)")
+    ab.add_argument("--keep-unboxed", action="store_true", help="keep questions the file does not annotate")
+    ab.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ab.set_defaults(func=_add_boxes)
 
     for name, entry in sorted(plugin_commands().items()):
         # the summary is the command module's first docstring line, read only for the top-level --help

@@ -6,7 +6,9 @@ a box around the wrong thing.
 
 A VQA manifest (:mod:`locus_data.vqa`) previews the same way (:func:`preview_manifest`): the image with its nested
 boxes drawn (smallest in red, then orange, yellow, ...), next to the smallest box's surroundings cut from the
-original at full resolution and enlarged, with the question, the lettered choices and the answer.
+original at full resolution and enlarged, with the question, the lettered choices and the answer. An LFPC export
+(:mod:`locus_data.lfpc_export`) previews its rows as the model sees them: the stored view with the boxes mapped
+into it from original pixels, next to the smallest box cut from the original the row's image struct names.
 """
 
 import random
@@ -15,9 +17,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFont
 
+from locus_data import lfpc_schema as ls
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.images import open_image
+from locus_data.problems import IMAGE_MARKER
 from locus_data.rows import open_parquet, read_batches
 from locus_data.schema import (
     ANSWER,
@@ -27,9 +31,11 @@ from locus_data.schema import (
     CUE_UPSAMPLED,
     IMAGE_ID,
     IMAGES,
+    PROBLEM,
     SIZE_BIN,
 )
 from locus_data.vqa import MANIFEST_NAME, VqaItem, read_manifest
+from locus_reward import frames, lfpc_ground_truth
 from locus_reward.answers import LETTERS
 from locus_reward.ground_truth import loads
 
@@ -115,6 +121,19 @@ DETAIL_SIDE = 64
 """the detail panel shows at least this many original pixels around the smallest box"""
 
 
+def _detail(original: Image.Image, box: tuple[float, ...]) -> Image.Image:
+    """The smallest box with some surroundings, cut from the original and enlarged (nearest: pixels stay pixels)."""
+    x1, y1, x2, y2 = box
+    side = max(DETAIL_SIDE, 1.5 * max(x2 - x1, y2 - y1))
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    left = int(min(max(0.0, cx - side / 2), max(0.0, original.width - side)))
+    top = int(min(max(0.0, cy - side / 2), max(0.0, original.height - side)))
+    detail = original.crop((left, top, min(original.width, left + int(side)), min(original.height, top + int(side))))
+    zoom = CUE_BOX / max(detail.size)
+    resample = Image.Resampling.NEAREST if zoom > 1 else Image.Resampling.BILINEAR
+    return detail.resize((max(1, round(detail.width * zoom)), max(1, round(detail.height * zoom))), resample)
+
+
 def _vqa_tile(item: VqaItem) -> Image.Image:
     tile = Image.new("RGB", (FULL_W + CUE_BOX + 3 * PAD, FULL_H + 3 * CAPTION_H // 2 + 2 * PAD), (245, 245, 245))
     with open_image(item.image) as opened:
@@ -127,17 +146,7 @@ def _vqa_tile(item: VqaItem) -> Image.Image:
         draw.rectangle((x1 - 1, y1 - 1, x2, y2), outline=BOX_COLOURS[min(level, len(BOX_COLOURS) - 1)], width=2)
     tile.paste(shown, (PAD, PAD))
     if item.boxes:
-        # the smallest box with some surroundings, cut from the original and enlarged (nearest: pixels stay pixels)
-        x1, y1, x2, y2 = item.boxes[0]
-        side = max(DETAIL_SIDE, 1.5 * max(x2 - x1, y2 - y1))
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        left = int(min(max(0.0, cx - side / 2), max(0.0, full.width - side)))
-        top = int(min(max(0.0, cy - side / 2), max(0.0, full.height - side)))
-        detail = full.crop((left, top, min(full.width, left + int(side)), min(full.height, top + int(side))))
-        zoom = CUE_BOX / max(detail.size)
-        resample = Image.Resampling.NEAREST if zoom > 1 else Image.Resampling.BILINEAR
-        detail = detail.resize((max(1, round(detail.width * zoom)), max(1, round(detail.height * zoom))), resample)
-        tile.paste(detail, (shown.width + 2 * PAD, PAD))
+        tile.paste(_detail(full, item.boxes[0]), (shown.width + 2 * PAD, PAD))
     choices = "  ".join(f"{letter}. {text}" for letter, text in zip(LETTERS, item.choices or ()))
     caption = (
         f"{item.id}  {item.width}x{item.height}  {len(item.boxes)} boxes\n{item.question[:110]}\n"
@@ -175,3 +184,54 @@ def _save_sheet(tiles: list[Image.Image], target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(target)
     return target
+
+
+def _export_tile(row: dict) -> Image.Image:
+    """The view as the model is shown it, with the GT boxes mapped into it, next to the smallest box cut from the
+    original: a box that lands on the wrong thing here lands there in training too."""
+    tile = Image.new("RGB", (FULL_W + CUE_BOX + 3 * PAD, FULL_H + 3 * CAPTION_H // 2 + 2 * PAD), (245, 245, 245))
+    entry = row[IMAGES][0]
+    view = _open(entry)
+    gt = lfpc_ground_truth.loads(row[ANSWER])
+    scale = min(FULL_W / view.width, FULL_H / view.height)
+    shown = view.resize((round(view.width * scale), round(view.height * scale)), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(shown)
+    for level, box in reversed(list(enumerate(gt.boxes))):  # the smallest on top
+        in_view = frames.rescale_box(box, gt.width, gt.height, view.width, view.height)
+        x1, y1, x2, y2 = (v * scale for v in in_view)
+        draw.rectangle((x1 - 1, y1 - 1, x2, y2), outline=BOX_COLOURS[min(level, len(BOX_COLOURS) - 1)], width=2)
+    tile.paste(shown, (PAD, PAD))
+    if gt.boxes:
+        with open_image(entry["path"]) as opened:
+            tile.paste(_detail(opened.convert("RGB"), gt.boxes[0]), (shown.width + 2 * PAD, PAD))
+    question = row[PROBLEM].replace(IMAGE_MARKER, "").strip().splitlines()[0]
+    caption = (
+        f"{row[ls.ID]}  view {view.width}x{view.height} ({row[ls.VIEW]}) of {gt.width}x{gt.height}  "
+        f"{len(gt.boxes)} boxes\n{question[:110]}\nanswer: {gt.answer[:40]}"
+    )
+    font = ImageFont.load_default()
+    ImageDraw.Draw(tile).multiline_text((PAD, FULL_H + PAD + 2), caption, fill=(20, 20, 20), font=font, spacing=3)
+    return tile
+
+
+def preview_export(
+    export: str | Path, n: int = 12, split: str = SPLITS[0], out: str | Path | None = None, seed: int = 0
+) -> Path:
+    """A grid of ``n`` rows of an LFPC export (:mod:`locus_data.lfpc_export`) drawn with ``seed``; returns the PNG."""
+    export = Path(export)
+    path = split_path(export, split)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; run locus-data export-lfpc first")
+    if n < 1:
+        raise UserError(f"--n must be >= 1, got {n}")
+    pf = open_parquet(path)
+    total = pf.metadata.num_rows
+    if total == 0:
+        raise UserError(f"{path} has no rows")
+    picks = sorted(random.Random(seed).sample(range(total), min(n, total)))
+    rows = _rows(path, pf, picks)
+    try:
+        tiles = [_export_tile(row) for row in rows]
+    except (OSError, ValueError) as err:  # a missing original or a ground truth that does not parse
+        raise UserError(f"{path}: cannot draw a row ({err}); run locus-data validate {export}") from None
+    return _save_sheet(tiles, Path(out) if out else export / "preview.png")

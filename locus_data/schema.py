@@ -30,7 +30,7 @@ EASYR1_COLUMNS = (PROBLEM, IMAGES, ANSWER)
 IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 IMAGE_ID, ANN_ID, SIZE_BIN, CUE_SOURCE, AREA_RATIO = "image_id", "ann_id", "size_bin", "cue_source", "area_ratio"
 CROP_BOX, CUE_WIDTH, CUE_HEIGHT = "crop_box", "cue_width", "cue_height"
-CUE_SCALE, CUE_UPSAMPLED = "cue_scale", "cue_upsampled"
+CUE_SCALE, CUE_UPSAMPLED, SPLIT = "cue_scale", "cue_upsampled", "split"
 """the metadata columns other modules read by name"""
 # The VQA manifest's fields (:mod:`locus_data.vqa`: questions about high-resolution images, for LFPC): its answer
 # field has the cue-search answer column's name, but holds the plain answer (the LFPC ground truth is built from it)
@@ -39,7 +39,7 @@ VQA_CHOICES, VQA_BOXES = "choices", "boxes"
 VQA_VIEW_IMAGE, VQA_SELECTION = "view_image", "selection"
 
 METADATA_FIELDS = [
-    pa.field("split", pa.string()),
+    pa.field(SPLIT, pa.string()),
     pa.field(IMAGE_ID, pa.int64()),
     pa.field(ANN_ID, pa.int64()),  # -1: the cue is not an object (random crop)
     pa.field("category_id", pa.int64()),  # -1 for random crops

@@ -11,8 +11,11 @@ One JSON object per line (``.jsonl``; a ``.parquet`` file with the same columns 
 * ``choices`` (optional): 2-8 option texts, in letter order.
 * ``boxes`` (optional): nested GT boxes ``[x1, y1, x2, y2]`` in pixels of the image as stored (exclusive corners),
   smallest first, each inside the next and all inside the image (checked against its header).
-* Any other field passes through untouched (a category, the ``view_image``/``selection`` that resolution selection
-  adds); a field one typo away from a known one is refused, so ``"boxs"`` does not silently drop the boxes.
+* ``view_image`` (optional, added by resolution selection): the image the model is shown instead of the original,
+  a path like ``image``; it must be the whole original resized down -- no side larger than the original's, the same
+  aspect up to the rounding of a Qwen resize (:func:`view_problem`). Crops are still cut from ``image``.
+* Any other field passes through untouched (a category, the ``selection`` record of resolution selection); a field
+  one typo away from a known one is refused, so ``"boxs"`` does not silently drop the boxes.
 
 The answer, choice and box rules are the reward's (:mod:`locus_reward.lfpc_ground_truth`), so a manifest that
 reads here gives ground truths the LFPC rewards accept (:meth:`VqaItem.ground_truth`). Problems are one line naming
@@ -78,7 +81,13 @@ class VqaItem:
     boxes: tuple[Box, ...] = ()
     """nested GT boxes in original pixels, smallest first"""
     extra: dict[str, Any] = field(default_factory=dict)
-    """every other field of the row, as read"""
+    """every other field of the row, as read (``view_image`` included, as written)"""
+    view_image: Path | None = None
+    """absolute path of the row's ``view_image`` (set by the reader), or None: the model is shown the original"""
+    view_width: int | None = None
+    """view image width (from its header), or None"""
+    view_height: int | None = None
+    """view image height, or None"""
 
     def ground_truth(self, view_width: int | None = None, view_height: int | None = None) -> str:
         """The LFPC reward's ``ground_truth`` string; the view defaults to the original image itself."""
@@ -93,18 +102,47 @@ class VqaItem:
         )
 
     def to_row(self, root: Path) -> dict[str, Any]:
-        """The manifest row: the image relative to ``root`` (the manifest's folder) when it lies inside it."""
-        try:
-            image = self.image.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            image = str(self.image)
-        row: dict[str, Any] = {ID: self.id, IMAGE: image, QUESTION: self.question}
+        """The manifest row: the image (and view image) relative to ``root`` (the manifest's folder) when it lies
+        inside it, else absolute."""
+        row: dict[str, Any] = {ID: self.id, IMAGE: _relative(self.image, root), QUESTION: self.question}
         if self.choices is not None:
             row[CHOICES] = list(self.choices)
         row[ANSWER] = self.answer
         if self.boxes:
             row[BOXES] = [[_plain(v) for v in box] for box in self.boxes]
-        return row | self.extra
+        row |= self.extra
+        if self.view_image is not None:
+            row[VIEW_IMAGE] = _relative(self.view_image, root)
+        return row
+
+
+VIEW_ROUNDING = 32
+"""pixels a resize may move each side of a view (Qwen resizes round sides to multiples of 28 or 32)"""
+
+
+def view_problem(view_width: int, view_height: int, width: int, height: int) -> str | None:
+    """Why a ``view_width x view_height`` image cannot be a view of a ``width x height`` original, or None.
+
+    A view is the whole original resized down: no side larger, and both sides scaled alike up to
+    :data:`VIEW_ROUNDING` pixels of rounding (else it is another image, a crop, or rotated).
+
+    >>> view_problem(1092, 728, 3000, 2000) is None
+    True
+    >>> view_problem(3200, 2000, 3000, 2000)
+    'a view image larger than the original: 3200x2000 > 3000x2000 (a view is the original downsampled)'
+    """
+    if view_width > width or view_height > height:
+        return (
+            f"a view image larger than the original: {view_width}x{view_height} > {width}x{height} "
+            "(a view is the original downsampled)"
+        )
+    scale_x, scale_y = view_width / width, view_height / height
+    if abs(scale_x - scale_y) / max(scale_x, scale_y) > VIEW_ROUNDING / view_width + VIEW_ROUNDING / view_height:
+        return (
+            f"view image {view_width}x{view_height} is not the {width}x{height} original resized "
+            "(its aspect differs; a view shows the whole original)"
+        )
+    return None
 
 
 class RowProblem(ValueError):
@@ -192,12 +230,15 @@ def check_manifest(path: str | Path, decode: int = 0, progress: bool = True):
             report.add(problem.kind, f"{where}: {problem}")
             continue
         if every and index % every == 0:
-            try:
-                with open_image(item.image) as image:
-                    image.load()
-                report.decoded += 1
-            except (OSError, ValueError) as err:
-                report.add("image does not decode", f"{where}: {IMAGE}: {item.image}: {err}")
+            for name, file in ((IMAGE, item.image), (VIEW_IMAGE, item.view_image)):
+                if file is None:
+                    continue
+                try:
+                    with open_image(file) as image:
+                        image.load()
+                    report.decoded += 1
+                except (OSError, ValueError) as err:
+                    report.add("image does not decode", f"{where}: {name}: {file}: {err}")
     return report
 
 
@@ -222,6 +263,28 @@ def write_manifest(path: str | Path, items: Iterable[VqaItem]) -> Path:
     tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def merge_manifests(paths: Iterable[str | Path], out: str | Path, overwrite: bool = False) -> tuple[Path, int]:
+    """Write the questions of several manifests, in order, into one (``locus-data merge-vqa``); ids must stay
+    unique. Image paths are rewritten relative to ``out``'s folder where they lie inside it, else absolute, so
+    manifests from different folders combine (a plain ``cat`` would break their relative paths)."""
+    out = Path(out)
+    if out.suffix != ".jsonl":
+        raise UserError(f"--out {out}: a manifest is a .jsonl file")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} exists; pass --overwrite to replace it")
+    items, origin = [], {}
+    for path in paths:
+        source = manifest_path(path)
+        for item in read_manifest(source):
+            if item.id in origin:
+                raise UserError(f"id {item.id!r} is in both {origin[item.id]} and {source}; ids must be unique")
+            origin[item.id] = source
+            items.append(item)
+    if not items:
+        raise UserError("the manifests have no rows")
+    return write_manifest(out, items), len(items)
 
 
 def _raw_rows(path: Path) -> Iterator[tuple[str, Any]]:
@@ -305,8 +368,39 @@ def _check_row(row: Any, where: str, root: Path, seen: dict[str, str]) -> VqaIte
             else "bad boxes"
         )
         raise RowProblem(kind, f"{BOXES}: {message}") from None
+    view, view_size = _check_view(row.get(VIEW_IMAGE), root, width, height)
     extra = {k: v for k, v in row.items() if k not in (*REQUIRED_FIELDS, CHOICES, BOXES)}
-    return VqaItem(key, image.absolute(), row[QUESTION], answer, width, height, choices, boxes, extra)
+    return VqaItem(
+        key, image.absolute(), row[QUESTION], answer, width, height, choices, boxes, extra, view, *view_size
+    )
+
+
+def _check_view(value: Any, root: Path, width: int, height: int) -> tuple[Path | None, tuple[int | None, ...]]:
+    """The row's view image (absolute path, size), checked against the original's size; (None, (None, None))."""
+    if value is None:
+        return None, (None, None)
+    if not isinstance(value, str) or not value.strip():
+        raise RowProblem("bad view_image", f"{VIEW_IMAGE}: must be a non-empty path string, got {value!r}")
+    view = Path(value) if Path(value).is_absolute() else root / value
+    if not view.is_file():
+        raise RowProblem("missing view image", f"{VIEW_IMAGE}: {view} does not exist")
+    try:
+        with open_image(view) as opened:
+            size = opened.size
+    except (OSError, ValueError) as err:
+        raise RowProblem("unreadable view image", f"{VIEW_IMAGE}: {view} is not a readable image ({err})") from None
+    problem = view_problem(*size, width, height)
+    if problem is not None:
+        kind = "view image larger than the original" if "larger" in problem else "view image not the original"
+        raise RowProblem(kind, f"{VIEW_IMAGE}: {problem}")
+    return view.absolute(), size
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _plain(value: float) -> int | float:

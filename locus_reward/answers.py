@@ -28,6 +28,10 @@ from locus_reward.parsing import MAX_ANSWER_CHARS, parse_response
 
 LETTERS = "ABCDEFGH"
 """option letters, in order; a question has at most eight options"""
+MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+"""lmms-eval's multiple-choice instruction (V*, HR-Bench): the answer :func:`choice_letter` reads back best"""
+SHORT_ANSWER_INSTRUCTION = "Answer the question using a single word or phrase."
+"""the LLaVA / lmms-eval short-answer instruction: :func:`normalize_answer` equality can only score short answers"""
 ARTICLES = frozenset({"a", "an", "the"})
 NUMBER_WORDS = {
     word: str(value)
@@ -40,6 +44,31 @@ NUMBER_WORDS = {
 # everything between tokens -- punctuation, whitespace, symbols -- is dropped
 _TOKEN = re.compile(r"(?<![^\W_])[-+]?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?(?![0-9])|[^\W_]+")
 _NUMBER = re.compile(r"[-+]?[0-9][0-9,]*(?:\.[0-9]+)?")
+
+
+def mcq_text(question: str, options: Sequence[str]) -> str:
+    """A multiple-choice question as the benchmarks ask it: the question, ``A. option`` lines, the instruction.
+
+    >>> print(mcq_text(" What colour is the cup? ", ["red", "green"]))
+    What colour is the cup?
+    A. red
+    B. green
+    Answer with the option's letter from the given choices directly.
+    """
+    lines = [question.strip()] + [f"{LETTERS[i]}. {option}" for i, option in enumerate(options)]
+    return "\n".join(lines) + "\n" + MCQ_INSTRUCTION
+
+
+def question_prompt(question: str, choices: Sequence[str] | None = None) -> str:
+    """The text a model is asked (after the image): :func:`mcq_text` with choices, else the question and the
+    short-answer instruction. One home for the question text of `locus-eval bench`, the agent and LFPC training.
+
+    >>> question_prompt("How many boats are moored?")
+    'How many boats are moored?\\nAnswer the question using a single word or phrase.'
+    """
+    if choices:
+        return mcq_text(question, choices)
+    return question.strip() + "\n" + SHORT_ANSWER_INSTRUCTION
 
 
 def final_answer(response: str) -> str:

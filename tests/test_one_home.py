@@ -61,6 +61,8 @@ EXCEPTIONS = {
     ("options", "locus_reward/frames.py:Backbone.coord_frame"): "the frame a backbone writes",
     ("options", "locus_reward/frames.py:Backbone.processor_min_pixels"): "the released processor's lower limit",
     ("options", "locus_reward/frames.py:Backbone.processor_max_pixels"): "the released processor's upper limit",
+    # the public VQA sets' own field names (PixelReasoner, Chain-of-Focus, ThinkLite-VL, VisualProbe), not our columns
+    ("columns", "locus_data/vqa_sources.py"): "other datasets' field names, read by the converters",
     # the agent's frame flag: None reads the family off the checkpoint's config.json (locus_agent.processor), and the
     # value is checked by locus_agent.view like every frame
     (

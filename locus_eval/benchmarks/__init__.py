@@ -35,11 +35,11 @@ training. Layouts read from local disk (``docs/evaluation.md`` sets each next to
 from locus_eval.benchmarks.evaluate import BENCHMARKS, load, protocol_note, run
 from locus_eval.benchmarks.hrbench import read_hrbench
 from locus_eval.benchmarks.items import Item, Loaded, read_jsonl, xywh_to_xyxy
-from locus_eval.benchmarks.prompts import GROUNDING_PROMPT, LETTERS, MCQ_INSTRUCTION, mcq_prompt
+from locus_eval.benchmarks.prompts import GROUNDING_PROMPT, MCQ_INSTRUCTION, mcq_prompt
 from locus_eval.benchmarks.refcoco import read_refcoco, refcoco_split
 from locus_eval.benchmarks.scoring import grounding_metrics, score_grounding, score_mcq
 from locus_eval.benchmarks.vstar import load_vstar, read_vstar, shuffled_options
-from locus_reward.answers import extract_choice, final_answer
+from locus_reward.answers import LETTERS, extract_choice, final_answer
 
 
 __all__ = [

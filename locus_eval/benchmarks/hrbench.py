@@ -8,7 +8,7 @@ from pathlib import Path
 from locus_data.errors import UserError
 from locus_data.images import open_image
 from locus_eval.benchmarks.items import Item, Loaded
-from locus_eval.benchmarks.prompts import LETTERS
+from locus_reward.answers import LETTERS
 
 
 # VLMEvalKit stores each image once: a cell this short holds another row's index instead of base64 bytes

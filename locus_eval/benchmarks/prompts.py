@@ -1,14 +1,13 @@
 """The prompts a benchmark item is asked with: lettered multiple choice, or a grounding request."""
 
 from locus_eval.benchmarks.items import Item
-from locus_reward.answers import LETTERS
+from locus_reward.answers import MCQ_INSTRUCTION, mcq_text
 
 
-MCQ_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+__all__ = ["GROUNDING_PROMPT", "MCQ_INSTRUCTION", "mcq_prompt"]
 GROUNDING_PROMPT = 'Locate "{refexp}" in the image and output its bounding box [x1, y1, x2, y2] in JSON format.'
 
 
 def mcq_prompt(item: Item) -> str:
-    """Question, lettered options, and the lmms-eval instruction to answer with the letter."""
-    lines = [item.question.strip()] + [f"{LETTERS[i]}. {option}" for i, option in enumerate(item.options)]
-    return "<image>\n" + "\n".join(lines) + "\n" + MCQ_INSTRUCTION
+    """The image marker, then the question, lettered options and the lmms-eval instruction (:func:`mcq_text`)."""
+    return "<image>\n" + mcq_text(item.question, item.options)

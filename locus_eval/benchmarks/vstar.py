@@ -7,7 +7,8 @@ from pathlib import Path
 
 from locus_data.errors import UserError
 from locus_eval.benchmarks.items import Item, Loaded, read_jsonl, require_field, xywh_to_xyxy
-from locus_eval.benchmarks.prompts import LETTERS, MCQ_INSTRUCTION
+from locus_eval.benchmarks.prompts import MCQ_INSTRUCTION
+from locus_reward.answers import LETTERS
 
 
 def shuffled_options(options: list[str], key: str, seed: int) -> tuple[list[str], str]:
