@@ -15,6 +15,7 @@ The steps live in modules named for them, in the order a build uses them:
 
 import json
 import multiprocessing
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,7 @@ def build(
     pool = None
     if workers > 0:
         context = multiprocessing.get_context("spawn")
-        pool = context.Pool(workers, initializer=init_worker, initargs=(worker_settings(cfg, out),))
+        pool = context.Pool(workers, initializer=init_worker, initargs=(worker_settings(cfg, out), os.getpid()))
     try:
         print_(f"reading {sources.annotations}")
         index = build_index(sources.annotations, cfg)

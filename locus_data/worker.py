@@ -13,6 +13,7 @@ annotation's width/height (its boxes would not line up) comes back as a skip rea
 
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,15 +99,41 @@ class ImageResult:
 _settings: WorkerSettings | None = None
 
 
-def init_worker(settings: WorkerSettings) -> None:
+def init_worker(settings: WorkerSettings, parent: int) -> None:
+    """Pool initializer: keep the settings, and end this worker once ``parent`` (the build process) is gone.
+
+    Once the build is killed (kill -9 leaves its pool no chance to stop the workers), an orphaned worker must leave
+    quietly: sending a result would end in a BrokenPipeError traceback on the user's terminal, and an idle one would
+    wait for tasks forever (the --resume that follows redoes the work). With SIGPIPE's default action a send to the
+    dead build ends the process silently. The build passes its own pid as ``parent``: a worker that asked
+    ``os.getppid()`` here could already get the pid of init or of a subreaper (a container's init), if the build was
+    killed while this worker was starting, and would then wait for that one to exit.
+    """
     global _settings
     _settings = settings
-    # Once the build is killed (kill -9 leaves its pool no chance to stop the workers), an orphaned worker must
-    # leave quietly: sending a result would end in a BrokenPipeError traceback on the user's terminal, and an idle
-    # one would wait for tasks forever. With SIGPIPE's default action a send to the dead build ends the process
-    # silently, and a watcher thread ends it once the build is gone (the --resume that follows redoes the work).
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="locus-parent").start()
+    _set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:  # after the prctl, so a parent that dies from here on is caught by it
+        os._exit(0)
+    # the fallback where the prctl is not available (not Linux)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="locus-parent").start()
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Have the kernel send ``sig`` to this process when the thread that started it exits (Linux
+    ``prctl(PR_SET_PDEATHSIG)``); False where unavailable. That thread is the one that started the pool (in
+    :func:`locus_data.build.build`, which ends the pool before it returns); a worker the pool starts later to replace
+    a dead one is a child of the pool's own handler thread, so it is sent ``sig`` when the pool shuts down, which
+    ends it anyway."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # only Linux workers need it
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, sig, 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
 
 
 def _exit_with_parent(parent: int, every: float = 0.2) -> None:
