@@ -14,10 +14,10 @@ build uses more images per example.
 In one run it synthesizes the corpus, then ``--repeat`` times, alternately, (1) runs the real ``locus-data build
 --workers N`` as a subprocess and times the whole command (interpreter start, annotation loading, planning,
 decoding, writing, finalizing, stats), sampling the memory of its process tree, and (2) times the floor on the
-source images that build used: each decoded once in a pool of the same worker count (pool start-up included, as in
-the build), and the bytes of each written once to a file. Each pair's ratio build/floor is printed as it is
-measured, then the medians (a pair shares the machine's load of the moment, so the ratios drift less than the
-times).
+source images that build used: each decoded once in a pool of the same worker count, started as the build starts
+its own (pool start-up included; the floor runs in a fresh process, timed from the pool's start), and the bytes of
+each written once to a file. Each pair's ratio build/floor is printed as it is measured, then the medians (a pair
+shares the machine's load of the moment, so the ratios drift less than the times).
 
 Memory: every 50 ms the sampler reads /proc for the build process and all its descendants and sums their RSS
 (resident pages, counting pages shared between processes once per process, so it overstates) and their PSS
@@ -45,6 +45,7 @@ from PIL import Image
 
 from locus_data import synth as synth_module
 from locus_data.synth import SynthSpec, synth
+from locus_data.worker import pool_start_method
 
 
 @dataclass(frozen=True)
@@ -77,29 +78,46 @@ def _decode(path: str) -> int:
 
 
 def floor_seconds(paths: list[str], workers: int, sink: Path) -> float:
+    """Decode each of ``paths`` once in a pool started as the build starts its own, and write each file's bytes once.
+
+    Call it in a process that has not loaded numpy or pyarrow, as ``locus-data build`` starts its pool (forked where
+    the process runs one thread, see :class:`locus_data.worker.WorkerPool`): :func:`main` runs it in a fresh one.
+    """
     start = time.perf_counter()
-    with multiprocessing.get_context("spawn").Pool(workers) as pool, open(sink, "wb") as out:
+    with multiprocessing.get_context(pool_start_method()).Pool(workers) as pool, open(sink, "wb") as out:
         for path, _ in zip(paths, pool.imap(_decode, paths, chunksize=4)):
             with open(path, "rb") as f:
                 out.write(f.read())
     return time.perf_counter() - start
 
 
+def floor_in_subprocess(paths: list[str], workers: int, work: Path) -> float:
+    listing = work / "floor_paths.txt"
+    listing.write_text("\n".join(paths))
+    command = [sys.executable, __file__, "--floor", str(listing), "--workers", str(workers), "--work-dir", str(work)]
+    return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (every thread's /proc children list: a thread can start a process)."""
+    found = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return found
+
+
 def _tree(root: int) -> list[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
+    """``root`` and its descendants, read from /proc/PID/task/TID/children (a full /proc scan every 50 ms would
+    take CPU from the build it measures)."""
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
         found.append(pid)
-        todo += parents.get(pid, [])
+        todo += _children(pid)
     return found
 
 
@@ -141,7 +159,11 @@ def main() -> int:
     p.add_argument("--work-dir", help="where to put the synthetic set and the build (default: a temporary folder)")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     p.add_argument("--repeat", type=int, default=5, help="alternate build and floor this many times (default 5)")
+    p.add_argument("--floor", metavar="LIST", help=argparse.SUPPRESS)  # internal: time the floor on LIST's paths
     args = p.parse_args()
+    if args.floor:
+        print(floor_seconds(Path(args.floor).read_text().split("\n"), args.workers, Path(args.work_dir) / "floor.bin"))
+        return 0
 
     bin_dir = Path(sys.executable).parent
     locus_data = (
@@ -187,7 +209,7 @@ def main() -> int:
             for split in ("train", "val"):
                 used += pq.read_table(out / f"{split}.parquet", columns=["source_file"]).column(0).to_pylist()
             paths = [str(coco / "train2014" / name) for name in sorted(set(used))]
-        floors.append(floor_seconds(paths, args.workers, work / "floor.bin"))
+        floors.append(floor_in_subprocess(paths, args.workers, work))
         print(f"pair {pair}: build {builds[-1]:.2f} s, floor {floors[-1]:.2f} s, ratio {builds[-1] / floors[-1]:.2f}x",
               flush=True)  # fmt: skip
     stats = json.loads((out / "stats.json").read_text())

@@ -10,26 +10,26 @@ The steps live in modules named for them, in the order a build uses them:
 * :mod:`locus_data.build_output`: the Parquet writers and the finishing step (final files renamed into place
   only once complete, config.yaml, stats).
 
-:func:`build` checks the output folder, starts the pool, and runs them.
+:func:`build` checks the output folder, starts the pool, and runs them. The pool starts first, before this
+process loads numpy and pyarrow (which start threads of their own), so its workers can be forked
+(:class:`locus_data.worker.WorkerPool`) and are ready by the time the annotations are indexed; pyarrow is loaded by
+the walk's writer thread while the pool decodes the first images.
 """
 
 import json
-import multiprocessing
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from locus_data.build_inputs import Sources
-from locus_data.build_output import FinalWriters, finish
 from locus_data.build_plan import check_capacity, shortfall
-from locus_data.build_state import check_finished_build_matches, copy_committed_chunks, start_or_resume
-from locus_data.build_walk import Walk, worker_settings
+from locus_data.build_state import check_finished_build_matches, start_or_resume
+from locus_data.build_walk import Walk
 from locus_data.coco_index import build_index
 from locus_data.config import SPLITS, DataConfig
 from locus_data.errors import UserError
 from locus_data.sampling import image_order
-from locus_data.worker import init_worker
+from locus_data.worker import WorkerPool, worker_settings
 
 
 __all__ = ["Sources", "build"]
@@ -59,26 +59,18 @@ def build(
 
     started = time.time()
     print_ = print if progress else (lambda *a, **k: None)
-    # spawn (workers start lean instead of inheriting the parsed annotation file), and start now, so the workers'
-    # interpreter start-up overlaps with reading the annotations
-    pool = None
-    if workers > 0:
-        context = multiprocessing.get_context("spawn")
-        pool = context.Pool(workers, initializer=init_worker, initargs=(worker_settings(cfg, out), os.getpid()))
+    # started before anything is read or heavy is imported, so the workers can fork (see the module docstring)
+    pool = WorkerPool(worker_settings(cfg, out), workers) if workers > 0 else None
     try:
         print_(f"reading {sources.annotations}")
         index = build_index(sources.annotations, cfg)
         order = image_order(index.images, cfg.seed)
         check_capacity(cfg, order)
         state = start_or_resume(cfg, sources, out, resume, len(order), print_)
-        with FinalWriters(out, cfg) as final_writers:
-            copy_committed_chunks(final_writers, state, sources.images)  # rows committed before an interruption
-            if not state.walk_done:
-                Walk(cfg, sources, out, order, state, pool, workers, final_writers).run(progress)
+        Walk(cfg, sources, out, order, state, pool, workers).run(progress)
     finally:
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.close()
     missing = shortfall(cfg, state.counts)
     if missing and not cfg.allow_shortfall:
         skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(state.skipped.items()))
@@ -110,4 +102,6 @@ def build(
         "reencoded_full_images": dict(sorted(state.reencoded.items())),
         "shortfall": missing,
     }
+    from locus_data.build_output import finish  # heavy: pyarrow, loaded by the walk by now
+
     return finish(out, cfg, build_info)

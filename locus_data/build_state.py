@@ -1,12 +1,12 @@
-"""The resumable side of a build: the walk state, chunk commits, and starting or resuming from ``OUT/.build``.
+"""The resumable side of a build: the walk state with its committed chunks, and starting or resuming ``OUT/.build``.
 
-Every ``chunk_images`` considered images, the rows are written to ``OUT/.build/chunks/`` (tmp file, then rename;
-full-image bytes of unchanged source files are left out, as they can be read again) and then
-``OUT/.build/state.json`` (tmp, then rename) records the walk position, counts and source file sizes. The same row
-groups go into the final files (:mod:`locus_data.build_output`). A killed build restarts from the last state with
-``--resume`` (refused if the config, annotation file or image folder differ, or a source file changed size);
-uncommitted files are deleted and the committed chunks are copied into fresh final files first, so the result is
-byte-identical to an uninterrupted build. Safe against a killed process; against power loss only as far as the
+Every ``chunk_images`` considered images the walk commits a chunk: its rows are written to ``OUT/.build/chunks/``
+(tmp file, then rename; full-image bytes of unchanged source files are left out, as they can be read again), then
+``OUT/.build/state.json`` (tmp, then rename) records the walk position, counts and source file sizes, and the same
+row groups go into the final files (:func:`locus_data.build_output.write_chunk`). A killed build restarts from the
+last state with ``--resume`` (refused if the config, annotation file or image folder differ, or a source file changed
+size); uncommitted files are deleted and the committed chunks are copied into fresh final files first, so the result
+is byte-identical to an uninterrupted build. Safe against a killed process; against power loss only as far as the
 filesystem orders renames after data.
 """
 
@@ -17,14 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from locus_data.build_inputs import Sources
-from locus_data.build_output import FinalWriters, parquet_writer, row_groups
 from locus_data.build_plan import FILL_ORDER
 from locus_data.config import SIZE_BINS, DataConfig, load_config, to_dict
 from locus_data.errors import UserError
-from locus_data.schema import SourceFile, rows_table
 
 
 STATE_VERSION = 1
@@ -80,31 +76,6 @@ class WalkState:
 
 def chunk_file_name(seq: int, split: str) -> str:
     return f"{seq:06d}-{split}.parquet"
-
-
-def write_chunk(
-    out: Path,
-    cfg: DataConfig,
-    seq: int,
-    chunk_rows: dict[str, list[dict[str, Any]]],
-    state: WalkState,
-    state_text: str,
-    finals: FinalWriters,
-) -> None:
-    """Commit chunk ``seq``: chunk files, then the state naming them, then the same row groups straight into the
-    final files, so they are never read back from the chunks."""
-    tables = {split: row_groups(chunk_rows[split], cfg.row_group_size, cfg.image_mode) for split in FILL_ORDER}
-    for split in FILL_ORDER:
-        name = chunk_file_name(seq, split)
-        tmp = out / ".build" / "chunks" / f".{name}.tmp"
-        with parquet_writer(tmp, cfg.image_mode) as writer:
-            for _, chunk_table in tables[split]:
-                writer.write_table(chunk_table, row_group_size=len(chunk_table) or 1)
-        os.replace(tmp, tmp.with_name(name))
-    state.save(out / ".build" / "state.json", state_text)
-    for split in FILL_ORDER:
-        for final_table, _ in tables[split]:
-            finals.write(split, final_table)
 
 
 def fingerprint(cfg: DataConfig, sources: Sources) -> dict[str, Any]:
@@ -164,6 +135,8 @@ def start_or_resume(
 
 
 def _drop_uncommitted(work: Path, state: WalkState) -> None:
+    import pyarrow.parquet as pq  # heavy: only a resume reads chunk files
+
     committed = {name for chunk in state.chunks for name in chunk["files"].values()}
     for path in (work / "chunks").iterdir():
         if path.name not in committed:
@@ -177,28 +150,3 @@ def _drop_uncommitted(work: Path, state: WalkState) -> None:
                 rows = -1
             if rows != chunk["rows"][split]:
                 raise UserError(f"committed chunk {path} is damaged; remove {work.parent} and rebuild")
-
-
-def copy_committed_chunks(finals: FinalWriters, state: WalkState, images: Path) -> None:
-    """Rows committed before an interruption, into fresh final files (see :class:`FinalWriters`)."""
-    cfg = finals.cfg
-    for chunk in state.chunks:
-        sizes = chunk.get("source_nbytes", {})
-        for split in FILL_ORDER:
-            part = pq.ParquetFile(finals.out / ".build" / "chunks" / chunk["files"][split])
-            for group in range(part.num_row_groups):
-                rows = part.read_row_group(group).to_pylist()
-                if cfg.image_mode == "bytes":
-                    _restore_source_bytes(rows, images, sizes)
-                finals.write(split, rows_table(rows, cfg.image_mode))
-
-
-def _restore_source_bytes(rows: list[dict[str, Any]], images: Path, sizes: dict[str, int]) -> None:
-    """Put back the full-image bytes a chunk left out (unchanged source files)."""
-    for row in rows:
-        if row["full_reencoded"] is None:
-            size = sizes.get(str(row["image_id"]))
-            if size is None:
-                raise UserError("--resume: a committed chunk lacks source sizes; remove the output and rebuild")
-            # read (and its size checked) when the row group is built, see schema.SourceFile
-            row["images"][0]["bytes"] = SourceFile(str(images / row["source_file"]), size)

@@ -13,29 +13,31 @@ process keeps a bounded window of images in flight (batches of ``TASK_BATCH`` vi
 order; near the end never more than the cues still needed), and never sends an image, or cuts a cue, whose bins are
 already full, which is safe because results only ever fill bins. Workers plan and cut the cues and return cue bytes
 only; the main process reads unchanged source files itself, so full images never cross a process boundary. Parquet
-writing runs in a writer thread (pyarrow releases the GIL), overlapping the next chunk's work.
+writing runs in a writer thread (pyarrow releases the GIL), overlapping the next chunk's work; its first job opens
+the final files (importing pyarrow) while the pool decodes the first images.
 """
 
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from locus_data.build_inputs import Sources
-from locus_data.build_output import FinalWriters
 from locus_data.build_plan import FILL_ORDER
-from locus_data.build_state import WalkState, write_chunk
+from locus_data.build_state import WalkState
 from locus_data.coco_index import SourceImage
 from locus_data.config import SIZE_BINS, DataConfig
 from locus_data.crops import CueSpec
 from locus_data.problems import CUE_SEARCH_PROBLEM
-from locus_data.schema import SourceFile
-from locus_data.worker import ImageResult, ImageTask, WorkerSettings, process_source_image, run_tasks
+from locus_data.worker import ImageResult, ImageTask, WorkerPool, process_source_image, worker_settings
 from locus_reward.frames import rescale_box
 from locus_reward.ground_truth import dumps
 
+
+if TYPE_CHECKING:
+    from locus_data.build_output import FinalWriters
 
 TASK_BATCH = 8  # images per pool task: fewer round trips, still a fine-grained ordered stream
 MAX_IN_FLIGHT_PER_WORKER = 64  # images; enough to keep workers busy through a chunk commit, results are small
@@ -54,19 +56,13 @@ class ChunkBuffer:
         self.rows: dict[str, list[dict[str, Any]]] = {s: [] for s in FILL_ORDER}
 
 
-def worker_settings(cfg: DataConfig, out: Path) -> WorkerSettings:
-    paths = cfg.image_mode == "paths"
-    return WorkerSettings(
-        cfg, cue_dir=str(out / "cues") if paths else None, full_dir=str(out / "full") if paths else None
-    )
-
-
 class Walk:
     """One pass of the image walk (see the module docstring), from ``state.next_pos`` until every bin is full.
 
     :meth:`run` repeats three steps: :meth:`send` keeps a bounded window of images in the pool, :meth:`receive`
     takes the oldest batch of results (walk order), and :meth:`consume` gives each result its split and cues;
-    every ``chunk_images`` considered images, :meth:`commit` hands the chunk to the writer thread.
+    every ``chunk_images`` considered images, :meth:`commit` hands the chunk to the writer thread. The final files
+    (``OUT/.build/{train,val}.parquet.tmp``) are open from the writer thread's first job to the end of :meth:`run`.
     """
 
     def __init__(
@@ -76,12 +72,12 @@ class Walk:
         out: Path,
         order: list[SourceImage],
         state: WalkState,
-        pool: Any,
+        pool: WorkerPool | None,
         workers: int,
-        finals: FinalWriters,
     ) -> None:
         self.cfg, self.sources, self.out, self.order, self.state = cfg, sources, out, order, state
-        self.pool, self.workers, self.finals = pool, workers, finals
+        self.pool, self.workers = pool, workers
+        self.finals: FinalWriters | None = None  # opened by the writer thread's first job
         self.quotas = {s: cfg.bin_counts(s) for s in FILL_ORDER}
         self.settings = worker_settings(cfg, out)
         self.wanted = tuple(b for b in SIZE_BINS if any(self.quotas[s][b] for s in FILL_ORDER))
@@ -102,6 +98,29 @@ class Walk:
         return sum(max(0, self.quotas[s][b] - self.state.counts[s][b]) for s in FILL_ORDER for b in SIZE_BINS)
 
     def run(self, progress: bool) -> None:
+        """Walk until every bin is full (unless the resumed state says the walk was done) and write the rows."""
+        # the chunks committed before an interruption: the walk adds to state.chunks while they are copied
+        self.writing = self.writer.submit(self.open_finals, list(self.state.chunks))
+        try:
+            if not self.state.walk_done:
+                self.walk(progress)
+            self.writing.result()
+        finally:
+            self.writer.shutdown(wait=True)
+            if self.finals is not None:
+                self.finals.close()
+
+    def open_finals(self, committed: list[dict[str, Any]]) -> None:
+        """In the writer thread, first: open the final files and copy in the rows of the ``committed`` chunks.
+
+        pyarrow is imported here, so the walk does not wait for it: the pool decodes the first images meanwhile.
+        """
+        from locus_data.build_output import FinalWriters, copy_committed_chunks  # heavy: pyarrow
+
+        self.finals = FinalWriters(self.out, self.cfg)
+        copy_committed_chunks(self.finals, committed, self.sources.images)
+
+    def walk(self, progress: bool) -> None:
         total = sum(sum(q.values()) for q in self.quotas.values())
         bar = tqdm(total=total, initial=sum(self.state.rows.values()), unit="ex", desc="build", disable=not progress)
         try:
@@ -112,9 +131,8 @@ class Walk:
                     break
             self.state.walk_done = True
             self.commit(self.pos)
-            self.writing.result()
+            self.wait_in_flight()
         finally:
-            self.writer.shutdown(wait=True)
             bar.close()
 
     def send(self) -> bool:
@@ -133,7 +151,7 @@ class Walk:
                 if bins:
                     batch.append(ImageTask(self.pos - 1, str(self.sources.images / img.file_name), img, bins))
             if batch:
-                self.pending.append((self.pool.apply_async(run_tasks, (batch,)) if self.pool else batch, len(batch)))
+                self.pending.append((self.pool.submit(batch) if self.pool else batch, len(batch)))
                 self.in_flight += len(batch)
         return bool(self.pending)
 
@@ -142,6 +160,20 @@ class Walk:
         item, count = self.pending.popleft()
         self.in_flight -= count
         return item.get() if self.pool else [process_source_image(task, self.settings) for task in item]
+
+    def wait_in_flight(self) -> None:
+        """Have the pool skip the images still in flight (their results are not needed) and wait until it is idle.
+
+        So no worker is busy when :func:`locus_data.build.build` ends the pool (see :meth:`WorkerPool.close`); each
+        finishes at most the image it is on.
+        """
+        if self.pool:
+            self.pool.skip_rest()
+        while self.pending:
+            item, count = self.pending.popleft()
+            self.in_flight -= count
+            if self.pool:
+                item.get()
 
     def consume(self, result: ImageResult, bar: tqdm) -> None:
         """Give one image its split and cues (or none), then commit a chunk when it is due."""
@@ -189,12 +221,17 @@ class Walk:
         rows = self.buffer.rows
         seq = self.state.record_chunk(rows, next_pos, dict(self.skipped), dict(self.reencoded))
         if self.writing is not None:
-            self.writing.result()  # errors of the previous chunk surface here
-        self.writing = self.writer.submit(
-            write_chunk, self.out, self.cfg, seq, rows, self.state, self.state.to_json(), self.finals
-        )
+            self.writing.result()  # errors of the previous chunk (or of opening the final files) surface here
+        self.writing = self.writer.submit(self.write_chunk, seq, rows, self.state.to_json())
         self.buffer.clear()
         self.considered_in_chunk = 0
+
+    def write_chunk(self, seq: int, rows: dict[str, list[dict[str, Any]]], state_text: str) -> None:
+        """In the writer thread: see :func:`locus_data.build_output.write_chunk`."""
+        from locus_data.build_output import write_chunk  # loaded by open_finals, the writer's first job
+
+        assert self.finals is not None
+        write_chunk(self.out, self.cfg, seq, rows, self.state, state_text, self.finals)
 
 
 def _emit_rows(
@@ -208,6 +245,8 @@ def _emit_rows(
     task = result.task
     file_name = task.image.file_name
     if cfg.image_mode == "bytes":
+        from locus_data.schema import SourceFile  # heavy: pyarrow, which the writer thread loads meanwhile
+
         # an unchanged source file is read by the writer, straight into the row group (see schema.SourceFile)
         full = result.full_data if result.full_data is not None else SourceFile(task.path, result.source_nbytes)
         full_image: Any = {"bytes": full, "path": file_name}
