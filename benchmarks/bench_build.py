@@ -40,11 +40,8 @@ from io import BytesIO
 from pathlib import Path
 from unittest import mock
 
-import pyarrow.parquet as pq
 from PIL import Image
 
-from locus_data import synth as synth_module
-from locus_data.synth import SynthSpec, synth
 from locus_data.worker import pool_start_method
 
 
@@ -52,8 +49,9 @@ from locus_data.worker import pool_start_method
 class Shape:
     """A benchmark corpus."""
 
-    spec: SynthSpec
-    """objects per image"""
+    spec: dict[str, tuple[int, int] | int]
+    """objects per image: :class:`locus_data.synth.SynthSpec` fields (that module loads numpy, which the floor's
+    process must not have loaded before its pool starts)"""
     sizes: tuple[tuple[int, int], ...] | None
     """image sizes, cycled; None: synth's COCO mix"""
     images_per_example: float
@@ -62,11 +60,9 @@ class Shape:
 
 SHAPES = {
     # ~2.5 usable tiny objects per 640x480 image: 3,060 examples use ~860 images
-    "small": Shape(
-        SynthSpec(tiny=(1, 4), small=(0, 3), large=(0, 1), specks=(1, 5), gray_every=50), ((640, 480),), 0.39
-    ),
+    "small": Shape(dict(tiny=(1, 4), small=(0, 3), large=(0, 1), specks=(1, 5), gray_every=50), ((640, 480),), 0.39),
     # tiny objects are the scarce kind: ~1.5 usable per image, 70% of the examples; 3,060 examples use ~1,220 images
-    "large": Shape(SynthSpec(tiny=(0, 3), small=(0, 3), large=(0, 1), specks=(1, 5), gray_every=50), None, 0.7 / 1.3),
+    "large": Shape(dict(tiny=(0, 3), small=(0, 3), large=(0, 1), specks=(1, 5), gray_every=50), None, 0.7 / 1.3),
 }
 
 
@@ -77,25 +73,27 @@ def _decode(path: str) -> int:
     return len(data)
 
 
-def floor_seconds(paths: list[str], workers: int, sink: Path) -> float:
+def floor_seconds(paths: list[str], workers: int, sink: Path, method: str) -> float:
     """Decode each of ``paths`` once in a pool started as the build starts its own, and write each file's bytes once.
 
     Call it in a process that has not loaded numpy or pyarrow, as ``locus-data build`` starts its pool (forked where
     the process runs one thread, see :class:`locus_data.worker.WorkerPool`): :func:`main` runs it in a fresh one.
     """
     start = time.perf_counter()
-    with multiprocessing.get_context(pool_start_method()).Pool(workers) as pool, open(sink, "wb") as out:
+    with multiprocessing.get_context(method).Pool(workers) as pool, open(sink, "wb") as out:
         for path, _ in zip(paths, pool.imap(_decode, paths, chunksize=4)):
             with open(path, "rb") as f:
                 out.write(f.read())
     return time.perf_counter() - start
 
 
-def floor_in_subprocess(paths: list[str], workers: int, work: Path) -> float:
+def floor_in_subprocess(paths: list[str], workers: int, work: Path) -> tuple[float, str]:
+    """(seconds, pool start method) of :func:`floor_seconds` in a fresh process."""
     listing = work / "floor_paths.txt"
     listing.write_text("\n".join(paths))
     command = [sys.executable, __file__, "--floor", str(listing), "--workers", str(workers), "--work-dir", str(work)]
-    return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    seconds, method = subprocess.run(command, check=True, capture_output=True, text=True).stdout.split()
+    return float(seconds), method
 
 
 def _children(pid: int) -> list[int]:
@@ -162,8 +160,16 @@ def main() -> int:
     p.add_argument("--floor", metavar="LIST", help=argparse.SUPPRESS)  # internal: time the floor on LIST's paths
     args = p.parse_args()
     if args.floor:
-        print(floor_seconds(Path(args.floor).read_text().split("\n"), args.workers, Path(args.work_dir) / "floor.bin"))
+        method = pool_start_method()
+        paths = Path(args.floor).read_text().split("\n")
+        print(floor_seconds(paths, args.workers, Path(args.work_dir) / "floor.bin", method), method)
         return 0
+
+    # heavy: numpy and pyarrow, which a floor process (above) must not load
+    import pyarrow.parquet as pq
+
+    from locus_data import synth as synth_module
+    from locus_data.synth import SynthSpec, synth
 
     bin_dir = Path(sys.executable).parent
     locus_data = (
@@ -180,7 +186,7 @@ def main() -> int:
         print(f"synthesizing {num_images} images in {coco} ...", flush=True)
         # synth cycles through its module's SIZES; the small shape is all 640x480
         with mock.patch.object(synth_module, "SIZES", list(shape.sizes or synth_module.SIZES)):
-            synth(coco, num_images, seed=0, spec=shape.spec, progress=False)
+            synth(coco, num_images, seed=0, spec=SynthSpec(**shape.spec), progress=False)
 
     command = locus_data + [
         "build", "--config", "config/data/locus_default.yaml", "--coco-root", str(coco), "--out", str(out),
@@ -209,7 +215,8 @@ def main() -> int:
             for split in ("train", "val"):
                 used += pq.read_table(out / f"{split}.parquet", columns=["source_file"]).column(0).to_pylist()
             paths = [str(coco / "train2014" / name) for name in sorted(set(used))]
-        floors.append(floor_in_subprocess(paths, args.workers, work))
+        floor, method = floor_in_subprocess(paths, args.workers, work)
+        floors.append(floor)
         print(f"pair {pair}: build {builds[-1]:.2f} s, floor {floors[-1]:.2f} s, ratio {builds[-1] / floors[-1]:.2f}x",
               flush=True)  # fmt: skip
     stats = json.loads((out / "stats.json").read_text())
@@ -223,7 +230,8 @@ def main() -> int:
           f"({size_mb:.0f} MB of parquet)")  # fmt: skip
     print(f"workers             {args.workers}")
     print(f"build (whole cmd)   {build_s:.2f} s median   {examples / build_s:.0f} examples/s")
-    print(f"floor               {floor_s:.2f} s median   (decode {len(paths)} images once + write their bytes once)")
+    print(f"floor               {floor_s:.2f} s median   (decode {len(paths)} images once in a {method} pool + write "
+          "their bytes once)")  # fmt: skip
     print(f"ratio build/floor   {statistics.median(ratios):.2f}x median of {len(ratios)} pairs "
           f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")  # fmt: skip
     print(f"peak memory, sum over {max(p.peak_procs for p in peaks)} processes: PSS {peak_pss / 1024:.0f} MiB, "
