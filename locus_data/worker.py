@@ -9,15 +9,22 @@ reader rotates them); the information-gap variant's downsampled full image (Lanc
 
 Bad input never raises: a missing file, an undecodable or truncated one, or one whose decoded size differs from the
 annotation's width/height (its boxes would not line up) comes back as a skip reason.
+
+**The pool.** :class:`WorkerPool` forks the workers where that is safe (this process runs no other thread), else
+spawns them, and each worker ends itself once the build process is gone (:func:`init_worker`).
 """
 
+import multiprocessing
+import multiprocessing.pool
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -95,18 +102,95 @@ class ImageResult:
     cues: list[CueResult] = field(default_factory=list)
 
 
+def worker_settings(cfg: DataConfig, out: Path) -> WorkerSettings:
+    """The settings of a build into ``out`` (paths mode writes cues and re-encoded full images under it)."""
+    paths = cfg.image_mode == "paths"
+    return WorkerSettings(
+        cfg, cue_dir=str(out / "cues") if paths else None, full_dir=str(out / "full") if paths else None
+    )
+
+
+class WorkerPool:
+    """The build's worker processes: each batch of :class:`ImageTask` submitted comes back as one ``AsyncResult``."""
+
+    def __init__(self, settings: WorkerSettings, workers: int) -> None:
+        """Start ``workers`` processes, children of the calling thread, which must outlive the pool.
+
+        Forked when this process runs a single thread, native threads of libraries included: then no lock can be
+        held by another thread at the fork, and the workers start at once with the modules already loaded instead
+        of each starting an interpreter (``locus-data build`` starts its pool before numpy or pyarrow start their
+        threads). A build called from a program that runs other threads spawns them: lean interpreters, slower to
+        start.
+        """
+        context = multiprocessing.get_context(pool_start_method())
+        self.skipping = context.Event()
+        self.pool = context.Pool(workers, initializer=init_worker, initargs=(settings, os.getpid(), self.skipping))
+
+    def submit(self, tasks: list[ImageTask]) -> multiprocessing.pool.AsyncResult:
+        return self.pool.apply_async(run_tasks, (tasks,))
+
+    def skip_rest(self) -> None:
+        """Have the workers skip every image they have not started: the build needs no more results."""
+        self.skipping.set()
+
+    def close(self) -> None:
+        """End the workers now. Called on a busy pool (the build failed), this can hang: a worker killed while it
+        sends a result leaves the result queue locked (python/cpython#96995), so a build first lets it go idle
+        (:meth:`locus_data.build_walk.Walk.wait_in_flight`)."""
+        self.pool.terminate()
+        self.pool.join()
+
+
+def pool_start_method() -> str:
+    """``"fork"`` where this process has exactly one OS thread (read from Linux ``/proc``), else ``"spawn"``."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    try:
+        return "fork" if len(os.listdir("/proc/self/task")) == 1 else "spawn"
+    except OSError:
+        return "spawn"
+
+
 _settings: WorkerSettings | None = None
+_skipping: Any = None  # the pool's skip_rest event
 
 
-def init_worker(settings: WorkerSettings) -> None:
-    global _settings
-    _settings = settings
-    # Once the build is killed (kill -9 leaves its pool no chance to stop the workers), an orphaned worker must
-    # leave quietly: sending a result would end in a BrokenPipeError traceback on the user's terminal, and an idle
-    # one would wait for tasks forever. With SIGPIPE's default action a send to the dead build ends the process
-    # silently, and a watcher thread ends it once the build is gone (the --resume that follows redoes the work).
+def init_worker(settings: WorkerSettings, parent: int, skipping: Any = None) -> None:
+    """Pool initializer: keep the settings (and the pool's skip event), and end this worker once ``parent`` (the
+    build process) is gone.
+
+    Once the build is killed (kill -9 leaves its pool no chance to stop the workers), an orphaned worker must leave
+    quietly: sending a result would end in a BrokenPipeError traceback on the user's terminal, and an idle one would
+    wait for tasks forever (the --resume that follows redoes the work). With SIGPIPE's default action a send to the
+    dead build ends the process silently. The build passes its own pid as ``parent``: a worker that asked
+    ``os.getppid()`` here could already get the pid of init or of a subreaper (a container's init), if the build was
+    killed while this worker was starting, and would then wait for that one to exit.
+    """
+    global _settings, _skipping
+    _settings, _skipping = settings, skipping
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="locus-parent").start()
+    _set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent:  # after the prctl, so a parent that dies from here on is caught by it
+        os._exit(0)
+    # the fallback where the prctl is not available (not Linux)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="locus-parent").start()
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Have the kernel send ``sig`` to this process when the thread that started it exits (Linux
+    ``prctl(PR_SET_PDEATHSIG)``); False where unavailable. That thread is the one that created the
+    :class:`WorkerPool` (in :func:`locus_data.build.build`, which ends the pool before it returns); a worker the pool
+    starts later to replace a dead one is a child of the pool's own handler thread, so it is sent ``sig`` when the
+    pool shuts down, which ends it anyway."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # only Linux workers need it
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, sig, 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
 
 
 def _exit_with_parent(parent: int, every: float = 0.2) -> None:
@@ -116,8 +200,14 @@ def _exit_with_parent(parent: int, every: float = 0.2) -> None:
 
 
 def run_tasks(tasks: list[ImageTask]) -> list[ImageResult]:
+    """The results of ``tasks``, in order; fewer (the first ones) once the pool was told to skip the rest."""
     assert _settings is not None, "init_worker was not called"
-    return [process_source_image(task, _settings) for task in tasks]
+    results = []
+    for task in tasks:
+        if _skipping is not None and _skipping.is_set():
+            break
+        results.append(process_source_image(task, _settings))
+    return results
 
 
 def process_source_image(task: ImageTask, settings: WorkerSettings) -> ImageResult:
