@@ -108,3 +108,11 @@ def easyr1_config(recipe: Path, ablations: list[Path] = (), overrides: list[str]
 
 def as_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+@pytest.fixture(scope="package")
+def lfpc_data(tmp_path_factory) -> Path:
+    """LFPC rows as export-lfpc writes them: 4 questions, half-size views, nested boxes."""
+    from .lfpc_rows import write_lfpc_data
+
+    return write_lfpc_data(tmp_path_factory.mktemp("lfpc") / "data")
