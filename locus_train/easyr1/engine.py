@@ -1,7 +1,7 @@
 """The token-level backend the crop-tool loop talks to inside EasyR1's rollout, and the engines it can drive.
 
 :class:`TokenBackend` is a :class:`locus_agent.backends.Backend`. Per trajectory it keeps the two token streams
-EasyR1 keeps for a prompt (docs/lfpc.md, Training, explains why both exist):
+EasyR1 keeps for a prompt (docs/lfpc_rollout.md explains why both exist):
 
 * the **vLLM stream**: the dataset's ``raw_prompt_ids`` (one ``<|image_pad|>`` per image), then every turn, each
   image still one pad -- vLLM expands the pads itself from the images it is handed;

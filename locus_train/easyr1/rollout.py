@@ -94,27 +94,38 @@ class MultiTurnRollout(vLLMRollout):
 
     @classmethod
     def with_engine(
-        cls, engine: Any, config: Any, processor: Any, lfpc: LfpcConfig, coord_frame: str
+        cls,
+        engine: Any,
+        config: Any,
+        processor: Any,
+        lfpc: LfpcConfig,
+        coord_frame: str,
+        sampling_params: Any = None,
     ) -> "MultiTurnRollout":
-        """This rollout around any engine with vLLM's ``generate``, without starting vLLM (CPU steps, tests).
+        """This rollout around any engine with vLLM's ``generate``, without EasyR1's constructor (which starts vLLM
+        itself): CPU steps, tests, or a ``vllm.LLM`` of one's own.
 
-        ``config`` is EasyR1's rollout config (its ``response_length`` set, as ``PPOConfig`` post-init sets it).
+        ``config`` is EasyR1's rollout config (its ``response_length`` set, as ``PPOConfig`` post-init sets it);
+        ``sampling_params``: the engine's sampling-params object (default: :class:`.engine.CPUSamplingParams` from
+        ``config``); each request gets a new one of its type.
         """
         rollout = cls.__new__(cls)
         rollout.rank = int(os.getenv("RANK", "0"))
         rollout.config, rollout.inference_engine = config, engine
         rollout.pad_token_id = processor.tokenizer.pad_token_id
         rollout.return_video_metadata, rollout.use_tqdm, rollout.lora_kwargs = False, False, {}
-        rollout.sampling_params = CPUSamplingParams(
-            n=config.n,
-            temperature=config.temperature,
-            top_p=config.top_p,
-            top_k=config.top_k,
-            seed=config.seed,
-            max_tokens=config.response_length,
-            logit_bias=vision_logit_bias(processor),
-            ignore_eos=config.ignore_eos,
-        )
+        if sampling_params is None:
+            sampling_params = CPUSamplingParams(
+                n=config.n,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                top_k=config.top_k,
+                seed=config.seed,
+                max_tokens=config.response_length,
+                logit_bias=vision_logit_bias(processor),
+                ignore_eos=config.ignore_eos,
+            )
+        rollout.sampling_params = sampling_params
         rollout._setup(processor, lfpc, coord_frame)
         return rollout
 
