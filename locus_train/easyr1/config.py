@@ -49,13 +49,11 @@ class LfpcConfig:
     """The ``lfpc:`` section: how long a crop-tool trajectory may run, and the prompt it starts from."""
 
     max_turns: int = 5
-    """assistant turns per trajectory (Table 12: 5); one that reaches it without an answer scores as wrong"""
+    """assistant turns per trajectory (Table 12: 5); reaching it without an answer scores as wrong"""
     max_tokens_per_turn: int = 2048
-    """tokens one assistant turn may write (Table 12's "single response max tokens"); the whole trajectory, tool
-    turns included, is capped by data.max_response_length"""
+    """tokens one assistant turn may write (Table 12); data.max_response_length caps the whole trajectory"""
     system_prompt: str | None = None
-    """the agent's system prompt file (the tool schema is written where it says {tools}), relative to the project
-    root; null: locus_agent/prompts/<coord_frame>.txt, the prompt ``locus-eval agent`` evaluates with"""
+    """system prompt file ({tools} = the tool schema), from the project root; null: the agent's own for coord_frame"""
 
 
 def read_lfpc(layers: Iterable[Mapping[str, Any] | None]) -> LfpcConfig:
@@ -136,6 +134,12 @@ def lfpc_errors(config: LfpcConfig, cfg: Mapping[str, Any], root: str | Path | N
         )
     if data["max_pixels"] is not None and data["max_pixels"] < factor * factor:
         errors.append(f"data.max_pixels {data['max_pixels']} is below one visual token ({factor * factor} px)")
+    lora = cfg["worker"].get("actor", {}).get("model", {}).get("lora", {}).get("rank", 0)
+    if lora:
+        errors.append(
+            f"worker.actor.model.lora.rank is {lora}; the crop-tool rollout does not hand vLLM the LoRA adapter, so "
+            "it would sample from the base model: train LFPC without LoRA (rank 0)"
+        )
     if config.max_tokens_per_turn > data["max_response_length"]:
         errors.append(
             f"lfpc.max_tokens_per_turn {config.max_tokens_per_turn} exceeds data.max_response_length "

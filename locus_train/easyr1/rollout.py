@@ -130,6 +130,8 @@ class MultiTurnRollout(vLLMRollout):
         return rollout
 
     def _setup(self, processor: Any, lfpc: LfpcConfig, coord_frame: str) -> None:
+        if getattr(self, "lora_kwargs", None):  # lfpc_errors refuses such a recipe first
+            raise ValueError("the crop-tool rollout does not pass LoRA adapters to vLLM; train without LoRA")
         if self.config.limit_images < 1:
             raise ValueError(
                 f"worker.rollout.limit_images must be >= 1 for the crop-tool rollout, got {self.config.limit_images}"

@@ -42,6 +42,7 @@ def test_the_section_moves_under_the_rollout_config():
         (["worker.rollout.limit_images=0"], RECIPES[1], "worker.rollout.limit_images is 0"),
         (["lfpc.system_prompt=missing.txt"], RECIPES[1], "lfpc.system_prompt missing.txt not found"),
         (["data.max_pixel=1"], RECIPES[1], "EasyR1 rejects the config at `data.max_pixel`"),
+        (["worker.actor.model.lora.rank=8"], RECIPES[1], "train LFPC without LoRA"),
         ([], REPO_ROOT / "config/locus_qwen2_5_vl_7b.yaml", "has no `lfpc:` section; single-turn recipes train"),
     ],
 )
