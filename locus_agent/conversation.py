@@ -63,7 +63,15 @@ TOOL_SCHEMA = {
 def system_prompt(coord_frame: str) -> str:
     """The agent's system prompt for a backbone family: how to call the tool, in the frame its boxes are written in."""
     check_agent_frame(coord_frame)
-    text = (PROMPTS_DIR / f"{coord_frame}.txt").read_text(encoding="utf-8")
+    return with_tool_schema((PROMPTS_DIR / f"{coord_frame}.txt").read_text(encoding="utf-8"))
+
+
+def with_tool_schema(text: str) -> str:
+    """A system prompt file's text with :data:`TOOL_SCHEMA` written where it says ``{tools}``.
+
+    >>> with_tool_schema("Tools: {tools}\\n")[:37]
+    'Tools: {"type": "function", "function'
+    """
     return text.replace("{tools}", json.dumps(TOOL_SCHEMA)).strip()
 
 

@@ -24,7 +24,10 @@ ground-truth box with the highest IoU to the model's box (ties: the first, i.e. 
 same way; ``noise`` a uniform-noise image of the size the model's crop would have (seeded per question). Only the
 image changes: the box the model wrote, its mapping and the tool turn's text stay the same.
 
-A rejected call (the parser's reasons, or the two above) returns a short text the model reads instead of a crop.
+A tool given ``max_crops`` (an engine's per-prompt image limit less the view) rejects the calls after that many
+crops (``crop_limit``): vLLM refuses a prompt holding more images than it was started for.
+
+A rejected call (the parser's reasons, or the tool's) returns a short text the model reads instead of a crop.
 """
 
 import math
@@ -42,7 +45,7 @@ MAX_ASPECT = 100.0
 DEFAULT_MAX_CROP_TOKENS = 16384
 """visual tokens a crop may take (the paper's high budget): crops keep their resolution up to it"""
 CROP_MODES = ("model", "gt", "noise")
-TOOL_ERRORS = ("outside_image", "too_thin")
+TOOL_ERRORS = ("outside_image", "too_thin", "crop_limit")
 """reasons the tool itself rejects a call the parser accepted"""
 ERROR_TEXT = {
     "unclosed": "the tool call is not closed with </tool_call>",
@@ -56,6 +59,7 @@ ERROR_TEXT = {
     "too_many_calls": "too many tool calls in one turn",
     "outside_image": "the box lies outside the image",
     "too_thin": f"the region is too thin: its sides may differ at most {MAX_ASPECT:.0f} times",
+    "crop_limit": "no more zooming: this conversation holds the most images it may; answer now",
 }
 """what the model reads (after ``Error: ``) for each rejected call"""
 
@@ -167,11 +171,14 @@ class CropTool:
         mode: str = "model",
         gt_boxes: list[Box] | tuple[Box, ...] = (),
         seed: int = 0,
+        max_crops: int | None = None,
     ):
         """``original``: the PIL image the view was made from (converted to RGB and decoded here, once).
 
         ``min_pixels``: the processor's lower pixel limit for the crop's resize (None: the released checkpoint's).
         ``gt_boxes``: ground-truth boxes in original pixels (needed by ``mode="gt"``); ``seed``: the noise mode's.
+        ``max_crops``: crops this tool hands out at most (an engine's per-prompt image limit less the view; vLLM
+        refuses a prompt with more images); later calls are rejected with ``crop_limit``. None: no limit.
         """
         if mode not in CROP_MODES:
             raise ValueError(f"unknown crop mode {mode!r}; expected one of {', '.join(CROP_MODES)}")
@@ -193,6 +200,11 @@ class CropTool:
         self.max_pixels = frames.budget_pixels(max_crop_tokens, view.coord_frame)
         self._seed = seed
         self._rng = None
+        if max_crops is not None and (isinstance(max_crops, bool) or not isinstance(max_crops, int) or max_crops < 0):
+            raise ValueError(f"max_crops must be a non-negative integer or None, got {max_crops!r}")
+        self.max_crops = max_crops
+        self.crops = 0
+        """crops handed out so far"""
 
     def locate(self, box_view: Box) -> tuple[PixelBox | None, str | None]:
         """The model's box in original pixels (clamped, rounded outwards, grown), or None and why it is rejected."""
@@ -211,6 +223,8 @@ class CropTool:
         if call.error is not None:
             return CropResult(call.box, call.label, error=call.error)
         box_orig, error = self.locate(call.box)
+        if error is None and self.max_crops is not None and self.crops >= self.max_crops:
+            error = "crop_limit"
         if error is not None:
             return CropResult(call.box, call.label, error=error)
         region = self._gt_region(box_orig) if self.mode == "gt" else box_orig
@@ -220,6 +234,7 @@ class CropTool:
         else:
             crop_box, crop = region, self.original.crop(region)
         image, tokens = self.for_model(crop)
+        self.crops += 1
         return CropResult(call.box, call.label, box_orig, crop_box, crop, image, tokens)
 
     def whole_tokens(self, box: PixelBox) -> PixelBox:

@@ -12,6 +12,7 @@ and the evaluator all call these functions, so a model reads the same text which
 'Where is it? Answer in <answer></answer>.'
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +63,30 @@ def think_prefilled(prompt: str) -> bool:
     (True, False)
     """
     return prompt.rstrip().endswith("<think>")
+
+
+def with_system_prompt(chat_template: str, system: str) -> str:
+    """A chat template that opens with ``system`` as the system turn whenever the messages bring none.
+
+    EasyR1 renders one user turn per row, so a crop-tool agent's system prompt (its tool schema) reaches training
+    this way: the dataset's prompt becomes [system, user(image, question)], the prompt ``locus-eval agent`` renders.
+
+    >>> template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+    >>> from jinja2 import Template
+    >>> Template(with_system_prompt(template, 'Say "hi".')).render(messages=[{"role": "user", "content": "Q"}])
+    '<system>Say "hi".<user>Q'
+    """
+    literal = json.dumps(system, ensure_ascii=False)  # a valid jinja string literal: quotes and newlines escaped
+    prologue = (
+        "{%- if messages[0]['role'] != 'system' %}"
+        f"{{%- set messages = [{{'role': 'system', 'content': {literal}}}] + messages %}}"
+        "{%- endif %}"
+    )
+    return prologue + chat_template
+
+
+def set_system_prompt(processor: Any, system: str) -> None:
+    """Give ``processor`` (and its tokenizer) :func:`with_system_prompt`'s template in place."""
+    template = with_system_prompt(processor.chat_template, system)
+    processor.chat_template = template
+    processor.tokenizer.chat_template = template

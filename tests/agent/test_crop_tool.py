@@ -208,6 +208,19 @@ def test_parser_rejections_pass_through_as_text():
     assert not result.ok and result.message == "Error: the tool call is not valid JSON."
 
 
+def test_max_crops_caps_the_crops_handed_out():
+    # an engine takes a fixed number of images per prompt: after max_crops crops, calls get an error text instead;
+    # rejected calls do not count, and the message tells the model to answer
+    original = coordinate_image(600, 400)
+    tool = CropTool(original, View.at_budget(original, "qwen2_5_vl", 1024), max_crops=1)
+    assert tool(valid((900, 0, 1000, 100))).error == "outside_image"
+    assert tool(valid((0, 0, 100, 100))).ok and tool.crops == 1
+    limited = tool(valid((100, 100, 200, 200)))
+    assert limited.error == "crop_limit" and limited.image is None and "answer now" in limited.message
+    with pytest.raises(ValueError, match="max_crops"):
+        CropTool(original, View.at_budget(original, "qwen2_5_vl", 1024), max_crops=-1)
+
+
 def test_gt_mode_hands_the_best_matching_ground_truth_region():
     original = coordinate_image(1000, 800)
     view = View.at_budget(original, "qwen2_5_vl", 1024)

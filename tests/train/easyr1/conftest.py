@@ -1,7 +1,8 @@
 """Fixtures for the tests that run EasyR1's own code (skipped where EasyR1 is not installed).
 
-The import stand-ins of :mod:`tests.train.easyr1.standins` are put into ``sys.modules`` for these tests only; every
-``verl`` module imported meanwhile is dropped again afterwards, so the rest of the suite sees the plain environment.
+The import stand-ins of :mod:`locus_train.easyr1.standins` are put into ``sys.modules`` for these tests only; every
+``verl`` module (and every module of ours that imported it) is dropped again afterwards, so the rest of the suite sees
+the plain environment.
 """
 
 import dataclasses
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.train.easyr1 import standins
+from locus_train.easyr1 import standins
 
 from ..conftest import REPO_ROOT
 
@@ -26,6 +27,10 @@ CUE_RECIPES = sorted(REPO_ROOT / "config" / f"{stem}.yaml" for stem in BACKBONE)
 DEMO_TRAIN_ROWS = 128  # the recipes' rollout_batch_size: preflight refuses a train split smaller than one batch
 
 
+# our modules that never import verl (the others subclass its classes and go with it)
+KEPT = {"locus_train.easyr1.config", "locus_train.easyr1.standins"}
+
+
 @pytest.fixture(scope="package", autouse=True)
 def easyr1_standins():
     before = set(sys.modules)
@@ -34,7 +39,7 @@ def easyr1_standins():
             patch.setitem(sys.modules, name, module)
         yield
     for name in set(sys.modules) - before:
-        if name == "verl" or name.startswith("verl."):
+        if (name == "verl" or name.startswith(("verl.", "locus_train.easyr1."))) and name not in KEPT:
             del sys.modules[name]  # they hold references to the stand-ins
 
 
@@ -103,3 +108,11 @@ def easyr1_config(recipe: Path, ablations: list[Path] = (), overrides: list[str]
 
 def as_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+@pytest.fixture(scope="package")
+def lfpc_data(tmp_path_factory) -> Path:
+    """LFPC rows as export-lfpc writes them: 4 questions, half-size views, nested boxes."""
+    from .lfpc_rows import write_lfpc_data
+
+    return write_lfpc_data(tmp_path_factory.mktemp("lfpc") / "data")
