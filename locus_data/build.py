@@ -26,7 +26,7 @@ from locus_data.build_plan import check_capacity, shortfall
 from locus_data.build_state import check_finished_build_matches, start_or_resume
 from locus_data.build_walk import Walk
 from locus_data.coco_index import build_index
-from locus_data.config import SPLITS, DataConfig
+from locus_data.config import SPLITS, DataConfig, split_path
 from locus_data.errors import UserError
 from locus_data.sampling import image_order
 from locus_data.worker import WorkerPool, worker_settings
@@ -41,7 +41,7 @@ def build(
     """Build the dataset into ``out``; returns the stats dict (also written to ``out/stats.json``)."""
     out = Path(out)
     work = out / ".build"
-    finals = [out / f"{s}.parquet" for s in SPLITS]
+    finals = [split_path(out, s) for s in SPLITS]
     # checked before anything is read or started, so a wrong --out fails at once
     if workers < 0:
         raise UserError(f"--workers must be >= 0 (0 decodes in the main process), got {workers}")

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 
 from locus_data.build_plan import FILL_ORDER
 from locus_data.build_state import WalkState, chunk_file_name
-from locus_data.config import SPLITS, DataConfig, to_yaml
+from locus_data.config import SPLITS, DataConfig, split_path, to_yaml
 from locus_data.errors import UserError
-from locus_data.schema import SourceFile, hf_metadata, image_column, rows_table, write_schema
+from locus_data.schema import STATISTICS_COLUMNS, SourceFile, hf_metadata, image_column, rows_table, write_schema
 from locus_data.stats import write_stats
 
 
@@ -60,8 +60,7 @@ def parquet_writer(path: Path, image_mode: str) -> pq.ParquetWriter:
         compression="none",
         store_schema=False,
         dictionary_pagesize_limit=1 << 30,
-        # min/max statistics over image bytes cost time and help no reader; keep them for filterable metadata
-        write_statistics=["split", "image_id", "ann_id", "category_id", "size_bin", "cue_source", "area_ratio"],
+        write_statistics=STATISTICS_COLUMNS,
     )
 
 
@@ -147,7 +146,7 @@ def finish(out: Path, cfg: DataConfig, build_info: dict[str, Any]) -> dict[str, 
     """Put the complete final files in place, then write config.yaml and the stats and drop ``OUT/.build``."""
     work = out / ".build"
     for split in SPLITS:
-        os.replace(work / f"{split}.parquet.tmp", out / f"{split}.parquet")
+        os.replace(work / f"{split_path(out, split).name}.tmp", split_path(out, split))
     header = f"# the data config this build used: locus-data build --config {out}/config.yaml ...\n"
     (out / "config.yaml").write_text(header + to_yaml(cfg))
     stats = write_stats(out, cfg, build_info)

@@ -31,6 +31,8 @@ IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 IMAGE_ID, ANN_ID, SIZE_BIN, CUE_SOURCE, AREA_RATIO = "image_id", "ann_id", "size_bin", "cue_source", "area_ratio"
 CROP_BOX, CUE_WIDTH, CUE_HEIGHT = "crop_box", "cue_width", "cue_height"
 CUE_SCALE, CUE_UPSAMPLED, SPLIT = "cue_scale", "cue_upsampled", "split"
+CATEGORY_ID, OBJ_BOX, FULL_REENCODED = "category_id", "obj_box", "full_reencoded"
+SOURCE_FILE, SOURCE_WIDTH, SOURCE_HEIGHT = "source_file", "source_width", "source_height"
 """the metadata columns other modules read by name"""
 # The VQA manifest's fields (:mod:`locus_data.vqa`: questions about high-resolution images, for LFPC): its answer
 # field has the cue-search answer column's name, but holds the plain answer (the LFPC ground truth is built from it)
@@ -42,21 +44,26 @@ METADATA_FIELDS = [
     pa.field(SPLIT, pa.string()),
     pa.field(IMAGE_ID, pa.int64()),
     pa.field(ANN_ID, pa.int64()),  # -1: the cue is not an object (random crop)
-    pa.field("category_id", pa.int64()),  # -1 for random crops
+    pa.field(CATEGORY_ID, pa.int64()),  # -1 for random crops
     pa.field(SIZE_BIN, pa.string()),
     pa.field(CUE_SOURCE, pa.string()),
     pa.field(AREA_RATIO, pa.float64()),  # object-box (or random window before padding) area / source image area
-    pa.field("source_file", pa.string()),
-    pa.field("source_width", pa.int32()),
-    pa.field("source_height", pa.int32()),
-    pa.field("obj_box", pa.list_(pa.float64())),  # clamped object box in source pixels; null for random crops
+    pa.field(SOURCE_FILE, pa.string()),
+    pa.field(SOURCE_WIDTH, pa.int32()),
+    pa.field(SOURCE_HEIGHT, pa.int32()),
+    pa.field(OBJ_BOX, pa.list_(pa.float64())),  # clamped object box in source pixels; null for random crops
     pa.field(CROP_BOX, pa.list_(pa.float64())),  # the cut window in source pixels (= answer box when not rescaled)
     pa.field(CUE_WIDTH, pa.int32()),
     pa.field(CUE_HEIGHT, pa.int32()),
     pa.field(CUE_SCALE, pa.float64()),  # drawn scale; the stored cue may be larger when cue_upsampled
     pa.field(CUE_UPSAMPLED, pa.bool_()),
-    pa.field("full_reencoded", pa.string()),  # null: images[0] holds the source file's bytes unchanged
+    pa.field(FULL_REENCODED, pa.string()),  # null: images[0] holds the source file's bytes unchanged
 ]
+
+
+STATISTICS_COLUMNS = [SPLIT, IMAGE_ID, ANN_ID, CATEGORY_ID, SIZE_BIN, CUE_SOURCE, AREA_RATIO]
+"""the columns whose min/max statistics the writer keeps: filterable metadata (over image bytes they cost time and
+help no reader)"""
 
 
 def schema(image_mode: str) -> pa.Schema:

@@ -49,8 +49,6 @@ HOMES = {
 EXCEPTIONS = {
     # the dataset writer; its split into smaller modules (issue 21, item 6) moves these onto the schema's and the
     # config's names: drop this line then
-    ("columns", "locus_data/build.py"): "the writer's row dicts and statistics list, pending its split",
-    ("splits", "locus_data/build.py"): "the writer's split files, pending its split",
     # TRL's own keys: data.min_pixels/max_pixels are the processor limits a TRL run asks for (null: the checkpoint's);
     # they reach the reward as PixelLimits.processor_only(*pixel_limits(processor)) in locus_train.trl.rewards
     ("options", "locus_train/trl/config.py:DataConfig.min_pixels"): "TRL recipe key data.min_pixels",

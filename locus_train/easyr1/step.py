@@ -56,6 +56,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from locus_data.config import split_path
 from locus_data.errors import UserError, reports_user_errors
 from locus_train.easyr1.config import LFPC_SECTION, is_stage2
 from locus_train.recipe import load_yaml, recipe_root
@@ -143,8 +144,8 @@ def absolute(path: str | None, root: Path) -> str | None:
 def path_overrides(raw: Any, root: Path, data: Path, model: str) -> list[str]:
     """Absolute paths for everything EasyR1 opens, the data files and the model."""
     overrides = [
-        f"data.train_files={data / 'train.parquet'}",
-        f"data.val_files={data / 'val.parquet'}",
+        f"data.train_files={split_path(data, 'train')}",
+        f"data.val_files={split_path(data, 'val')}",
         f"worker.actor.model.model_path={model}",
     ]
     data_section = raw.get("data") or {}
