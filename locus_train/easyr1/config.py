@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from locus_agent.conversation import system_prompt, with_tool_schema
-from locus_data.config import did_you_mean
 from locus_data.errors import UserError
+from locus_data.yaml_config import did_you_mean
 from locus_reward.frames import BACKBONES
 
 

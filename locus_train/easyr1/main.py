@@ -29,9 +29,10 @@ from verl.trainer.config import PPOConfig
 from verl.workers.config import RolloutConfig, WorkerConfig
 
 from locus_data.errors import UserError
+from locus_data.yaml_config import read_yaml
 from locus_reward.options import LfpcOptions
 from locus_train.easyr1.config import LFPC_SECTION, LfpcConfig, lfpc_errors, read_lfpc, system_prompt_text
-from locus_train.recipe import load_yaml
+from locus_train.recipe import RecipeError
 
 
 USAGE = "usage: python3 -m locus_train.easyr1.main config=RECIPE.yaml [key=value ...]"
@@ -84,7 +85,7 @@ def build_config(argv: list[str], root: str | Path | None = None) -> MultiTurnPP
     if "config" not in cli:
         raise UserError(USAGE)
     path = cli.pop("config")
-    file_config, recipe_section = split_lfpc(load_yaml(path))
+    file_config, recipe_section = split_lfpc(read_yaml(path, "recipe", RecipeError))
     cli, cli_section = split_lfpc(cli)
     if recipe_section is None:
         raise UserError(

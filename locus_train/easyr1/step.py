@@ -58,8 +58,9 @@ from tqdm.auto import tqdm
 
 from locus_data.config import split_path
 from locus_data.errors import UserError, reports_user_errors
+from locus_data.yaml_config import read_yaml
 from locus_train.easyr1.config import LFPC_SECTION, is_stage2
-from locus_train.recipe import load_yaml, recipe_root
+from locus_train.recipe import RecipeError, recipe_root
 
 
 CPU_PRESET = [
@@ -240,7 +241,9 @@ def build_config(recipe: Path, root: Path, overrides: list[str], multi_turn: boo
 
     try:
         cli = OmegaConf.from_dotlist(overrides)
-        config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(PPOConfig()), load_yaml(recipe), cli))
+        config = OmegaConf.to_object(
+            OmegaConf.merge(OmegaConf.structured(PPOConfig()), read_yaml(recipe, "recipe", RecipeError), cli)
+        )
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
         raise UserError(f"EasyR1 rejects the config at `{key}`: {str(err).splitlines()[0]}") from None
@@ -277,7 +280,7 @@ def check_batches(config: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     recipe = Path(args.config).expanduser().resolve()
     root = recipe_root(recipe)
-    raw = load_yaml(recipe)
+    raw = read_yaml(recipe, "recipe", RecipeError)
     multi_turn = LFPC_SECTION in raw
     if args.steps < 1:
         raise UserError(f"--steps must be >= 1, got {args.steps}")

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from locus_data.yaml_config import read_yaml
 from locus_reward.tool_calls import TOOL_NAME
-from locus_train.recipe import load_yaml, recipe_root
+from locus_train.recipe import RecipeError, recipe_root
 
 from ..conftest import REPO_ROOT
 
@@ -35,7 +36,7 @@ def lfpc_config(stage: int, data_dir: Path, model: Path, backbone: str = "qwen2_
         f"worker.reward.reward_function_kwargs.coord_frame={coord_frame}",
         f"worker.reward.reward_function_kwargs.think_prefilled={str(think).lower()}",
     ]
-    paths = path_overrides(load_yaml(recipe), recipe_root(recipe), data_dir, str(model))
+    paths = path_overrides(read_yaml(recipe, "recipe", RecipeError), recipe_root(recipe), data_dir, str(model))
     return build_config([f"config={recipe}", *paths, *FORCED, *frame, *overrides], recipe_root(recipe))
 
 
