@@ -24,6 +24,7 @@ from locus_eval import benchmarks
 from locus_eval.benchmarks import Item
 from locus_eval.benchmarks.evaluate import EXPECTED_DATA as BENCHMARK_DATA
 from locus_reward import boxes
+from locus_reward.answers import question_prompt
 from locus_reward.boxes import Box
 
 
@@ -119,8 +120,7 @@ def _checked_boxes(item: Item, size: tuple[int, int], data: Path) -> tuple[list[
 
 
 def question_text(item: Item) -> str:
-    """The user text after the image: bench's multiple-choice prompt (options as ``A. ...`` and its instruction to
-    answer with the letter) or the short-answer question itself."""
-    if item.options:
-        return benchmarks.mcq_prompt(item).removeprefix("<image>\n")
-    return item.question.strip()
+    """The user text after the image, exactly as LFPC training asks it (:func:`locus_reward.answers.question_prompt`):
+    bench's multiple-choice text (options as ``A. ...`` and the instruction to answer with the letter) or the
+    short-answer question with its one-word-or-phrase instruction."""
+    return question_prompt(item.question, item.options)
