@@ -1,4 +1,4 @@
-"""``locus-data select-resolution``: pick each question's training view for LFPC Stage I (offline resolution selection).
+"""``locus-data select-resolution``: offline resolution selection, the view each question shows in LFPC Stage I.
 
 LFPC §4.1: the policy to be trained answers each question on the original image and on successively downsampled
 versions of it; the first version whose answer differs from the original's is the view Stage I shows the model,
@@ -59,8 +59,16 @@ from locus_agent.backends import BACKENDS, Request
 from locus_agent.conversation import render_prompt
 from locus_data.errors import UserError
 from locus_data.images import open_image
-from locus_data.vqa import MANIFEST_NAME, SELECTION, VIEW_IMAGE, VqaItem, manifest_path, read_manifest, view_problem
-from locus_data.vqa import write_manifest
+from locus_data.vqa import (
+    MANIFEST_NAME,
+    SELECTION,
+    VIEW_IMAGE,
+    VqaItem,
+    manifest_path,
+    read_manifest,
+    view_problem,
+    write_manifest,
+)
 from locus_reward import frames
 from locus_reward.answers import answer_key, question_prompt
 
@@ -309,6 +317,24 @@ class Question:
         return record
 
 
+class ChunkImages:
+    """The versions of one batch's questions, each original decoded once (freed with the batch)."""
+
+    def __init__(self) -> None:
+        self.originals: dict[str, Any] = {}
+        self.shown: dict[tuple[str, int], Any] = {}
+
+    def get(self, question: Question, version: Version) -> Any:
+        """``version`` of ``question``'s image, resized straight from the original."""
+        key = (question.item.id, version.index)
+        if key not in self.shown:
+            if question.item.id not in self.originals:
+                with open_image(question.item.image) as opened:
+                    self.originals[question.item.id] = opened.convert("RGB")
+            self.shown[key] = _resize(self.originals[question.item.id], version)
+        return self.shown[key]
+
+
 def view_name(key: str) -> str:
     """A file name for a question's view: the id when it is a safe name, else a slug and a hash of the id.
 
@@ -504,24 +530,14 @@ def select_resolution(
     histogram: Counter[str] = Counter()
     bar = tqdm(total=len(questions), desc=f"select-resolution ({strategy})", unit="question", disable=not progress)
     for chunk in _chunks(questions, batch_size):
-        originals: dict[str, Any] = {}
-        shown: dict[tuple[str, int], Any] = {}
-
-        def image_of(question: Question, version: Version) -> Any:
-            key = (question.item.id, version.index)
-            if key not in shown:
-                if question.item.id not in originals:
-                    with open_image(question.item.image) as opened:
-                        originals[question.item.id] = opened.convert("RGB")
-                shown[key] = _resize(originals[question.item.id], version)
-            return shown[key]
+        images = ChunkImages()
 
         while True:
             wanted = [(q, v) for q in chunk for v in q.needed(settings)]
             if not wanted:
                 break
             for call in _chunks(wanted, batch_size):
-                requests = [make_request(q.item, image_of(q, v), processor) for q, v in call]
+                requests = [make_request(q.item, images.get(q, v), processor) for q, v in call]
                 generations = engine.generate(requests, max_new_tokens)
                 rows = [
                     {"id": q.item.id, "version": v.index, "size": [v.width, v.height], "answer": g.text}
@@ -547,7 +563,7 @@ def select_resolution(
                 continue
             path = out / VIEWS / view_name(item.id)
             if not _is_view(path, version):
-                _save_atomic(image_of(question, version), path)
+                _save_atomic(images.get(question, version), path)
             histogram[scale_label(version.scale)] += 1
             results.append(
                 dataclasses.replace(
