@@ -102,13 +102,13 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 class Grid:
     """The pixel grid of the model whose views are selected."""
 
-    coord_frame: str
+    family: str
     """qwen2_5_vl or qwen3_vl (from the checkpoint's config.json; qwen2_5_vl for a served model without one)"""
     factor: int
     """pixels per visual token a side: every stored side is a multiple"""
-    min_pixels: int
-    """the processor's own lower limit: no version is smaller (the processor would upscale it)"""
-    max_pixels: int
+    floor_pixels: int
+    """the processor's own ``min_pixels``: no version is smaller (the processor would upscale it)"""
+    cap_pixels: int
     """``--max-pixels``: version 0 is the original seen at this limit"""
 
 
@@ -135,8 +135,8 @@ def versions(width: int, height: int, grid: Grid, scale_step: float, min_scale: 
     >>> len(versions(60, 60, grid, 0.5, 1 / 16))  # 56x56 shown; nothing smaller the processor keeps
     1
     """
-    limits = dict(min_pixels=None, max_pixels=grid.max_pixels, processor_min_pixels=grid.min_pixels)
-    seen_w, seen_h = frames.seen_size(width, height, grid.coord_frame, **limits, processor_max_pixels=grid.max_pixels)
+    limits = dict(min_pixels=None, max_pixels=grid.cap_pixels, processor_min_pixels=grid.floor_pixels)
+    seen_w, seen_h = frames.seen_size(width, height, grid.family, **limits, processor_max_pixels=grid.cap_pixels)
     found = [Version(0, 1.0, seen_w, seen_h)]
     last = math.floor(math.log(min_scale) / math.log(scale_step) + 1e-9)
     for index in range(1, last + 1):
@@ -144,7 +144,7 @@ def versions(width: int, height: int, grid: Grid, scale_step: float, min_scale: 
         target = max(1, int(seen_w * seen_h * scale))
         # the processor's smart_resize at a cap of `target` pixels: sides floored to the factor, the aspect kept
         h, w = frames.smart_resize(height, width, grid.factor, 1, target)
-        if w * h < grid.min_pixels or (w, h) == (found[-1].width, found[-1].height):
+        if w * h < grid.floor_pixels or (w, h) == (found[-1].width, found[-1].height):
             continue
         if w > width or h > height or view_problem(w, h, width, height) is not None:
             continue  # a sliver whose rounding would change its aspect is no view of the original
@@ -183,8 +183,8 @@ class Settings:
     """pixel share of each version relative to the one before"""
     min_scale: float
     """the floor, as a share of version 0's pixels"""
-    max_pixels: int
-    """version 0's pixel limit"""
+    cap_pixels: int
+    """version 0's pixel limit (``--max-pixels``)"""
     seed: int
     """random's seed"""
     model: str
@@ -198,7 +198,12 @@ class Settings:
     manifest_sha256: str
     """its contents' hash: a changed manifest is another input"""
 
-    FLAGS = {"max_new_tokens": "--max-new-tokens", "manifest": "--data", "manifest_sha256": "--data (its contents)"}
+    FLAGS = {
+        "cap_pixels": "--max-pixels",
+        "max_new_tokens": "--max-new-tokens",
+        "manifest": "--data",
+        "manifest_sha256": "--data (its contents)",
+    }
 
     def difference(self, other: "Settings") -> str | None:
         """The first setting that differs from ``other``'s, as ``--flag old -> new``; None when they agree."""
@@ -406,18 +411,19 @@ def load_grid(model: str, backend: str, max_pixels: int) -> tuple[Grid, Any]:
             raise
         # a served model name: the server's processor is not at hand; Qwen2.5-VL's grid (say so in the docs)
         backbone = frames.BACKBONES["qwen2_5_vl"]
-        return Grid(backbone.coord_frame, backbone.factor, backbone.processor_min_pixels, max_pixels), None
-    coord_frame = checkpoint_coord_frame(path) or "qwen2_5_vl"
-    try:
-        processor = load_processor(path)
-    except (ValueError, OSError) as err:
-        raise UserError(f"--model {model}: {err}") from None
-    image_processor = processor.image_processor
-    factor = int(image_processor.patch_size * image_processor.merge_size)
-    low, _ = pixel_limits(processor)
+        family, factor, low, processor = backbone.coord_frame, backbone.factor, backbone.processor_min_pixels, None
+    else:
+        family = checkpoint_coord_frame(path) or "qwen2_5_vl"
+        try:
+            processor = load_processor(path)
+        except (ValueError, OSError) as err:
+            raise UserError(f"--model {model}: {err}") from None
+        image_processor = processor.image_processor
+        factor = int(image_processor.patch_size * image_processor.merge_size)
+        low, _ = pixel_limits(processor)
     if max_pixels < low:
         raise UserError(f"--max-pixels {max_pixels} is below the processor's min_pixels {low}; raise it")
-    return Grid(coord_frame, factor, low, max_pixels), processor
+    return Grid(family, factor, low, max_pixels), processor
 
 
 def load_selection_backend(name: str, model: str, base_url: str | None, grid: Grid) -> Any:
@@ -435,8 +441,8 @@ def load_selection_backend(name: str, model: str, base_url: str | None, grid: Gr
     path = resolve_model(model)
     try:
         if name == "hf":
-            return load_backend(name, path, max_pixels=grid.max_pixels)
-        return load_backend(name, path, limit_images=1, mm_processor_kwargs={"max_pixels": grid.max_pixels})
+            return load_backend(name, path, max_pixels=grid.cap_pixels)
+        return load_backend(name, path, limit_images=1, mm_processor_kwargs={"max_pixels": grid.cap_pixels})
     except ImportError as err:
         raise UserError(str(err)) from None
 
@@ -576,10 +582,11 @@ def select_resolution(
         raise UserError(f"every question was dropped (--never-diverged drop); nothing written to {out}")
     write_manifest(out / MANIFEST_NAME, results)
     report = {
-        **{k: v for k, v in dataclasses.asdict(settings).items() if k != "manifest_sha256"},
-        "coord_frame": grid.coord_frame,
+        **{k: v for k, v in dataclasses.asdict(settings).items() if k not in ("manifest_sha256", "cap_pixels")},
+        "max_pixels": settings.cap_pixels,
+        "model_family": grid.family,
         "factor": grid.factor,
-        "processor_min_pixels": grid.min_pixels,
+        "processor_min_pixels": grid.floor_pixels,
         "batch_size": batch_size,
         "limit": limit,
         "questions": len(questions),
