@@ -352,8 +352,8 @@ def view_name(key: str) -> str:
     return f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.png"
 
 
-def prepare_out(out: Path, source: Path, settings: Settings, overwrite: bool) -> None:
-    """Check ``--out`` and claim it: a new folder, a resume with equal settings, or (``overwrite``) a fresh start."""
+def check_out(out: Path, source: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` that is a file, would overwrite the input manifest, or holds it (without ``overwrite``)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; name a folder")
     out_abs, source_abs = out.resolve(), source.resolve()
@@ -364,6 +364,11 @@ def prepare_out(out: Path, source: Path, settings: Settings, overwrite: bool) ->
             f"--out {out} holds the input manifest {source}; choose another folder (or pass --overwrite to write "
             "beside it: only this command's files are replaced)"
         )
+
+
+def prepare_out(out: Path, source: Path, settings: Settings, overwrite: bool) -> None:
+    """Check ``--out`` and claim it: a new folder, a resume with equal settings, or (``overwrite``) a fresh start."""
+    check_out(out, source, overwrite)
     stored_path = out / STATE / SETTINGS
     if out.is_dir() and any(out.iterdir()):
         if overwrite:
@@ -494,6 +499,7 @@ def select_resolution(
         raise UserError("--model is required: the checkpoint (or served model) whose answers and pixel grid decide")
     source = manifest_path(manifest)
     out = Path(out)
+    check_out(out, source, overwrite)  # before the manifest is read: a wrong --out is the cheaper mistake to name
     settings = Settings(
         strategy,
         never_diverged,
@@ -545,6 +551,8 @@ def select_resolution(
             for call in _chunks(wanted, batch_size):
                 requests = [make_request(q.item, images.get(q, v), processor) for q, v in call]
                 generations = engine.generate(requests, max_new_tokens)
+                if len(generations) != len(requests):  # zip would drop answers silently
+                    raise RuntimeError(f"the backend returned {len(generations)} answers for {len(requests)} requests")
                 rows = [
                     {"id": q.item.id, "version": v.index, "size": [v.width, v.height], "answer": g.text}
                     for (q, v), g in zip(call, generations)

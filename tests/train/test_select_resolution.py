@@ -285,11 +285,27 @@ def bad_manifest(tmp_path: Path, synth: Path) -> Path:
     return path
 
 
+def big_view_manifest(tmp_path: Path, synth: Path) -> Path:
+    """A row whose view image is larger than its original (a view is the original downsampled)."""
+    row = manifest_rows(synth)[0]
+    row["image"] = str(synth / row["image"])
+    with Image.open(row["image"]) as original:
+        size = (original.width + 100, original.height + 100)
+    Image.new("RGB", size).save(tmp_path / "big.png")
+    row["view_image"] = str(tmp_path / "big.png")
+    path = tmp_path / "sub" / "big_view.jsonl"
+    path.parent.mkdir()
+    path.write_text(json.dumps(row) + "\n")
+    return path
+
+
 @pytest.mark.parametrize(
     "case, args, expected",
     [
         ("missing manifest", ["--data", "{tmp}/nope.jsonl", "--model", "m"], "does not exist"),
         ("invalid manifest", ["--data", "{bad}", "--model", "m"], "answer: missing"),
+        ("view larger than original", ["--data", "{big}", "--model", "m"], "a view image larger than the original"),
+        ("--out contains the input", ["--data", "{big}", "--model", "m", "--out", "{tmp}"], "holds the input"),
         ("missing --model", ["--data", "{synth}"], "--model is required"),
         ("--out is a file", ["--data", "{synth}", "--model", "m", "--out", "{tmp}/file"], "is a file"),
         ("--out holds the input", ["--data", "{synth}", "--model", "m", "--out", "{synth}"], "input manifest"),
@@ -304,7 +320,7 @@ def bad_manifest(tmp_path: Path, synth: Path) -> Path:
         ("foreign folder", ["--data", "{synth}", "--model", "m", "--out", "{tmp}/foreign"], "not empty"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(synth, tmp_path, case, args, expected):
+def test_bad_input_is_one_line_exit_2(synth, tmp_path, capsys, case, args, expected):
     (tmp_path / "file").write_text("x")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
@@ -312,11 +328,24 @@ def test_bad_input_is_one_line_exit_2(synth, tmp_path, case, args, expected):
     prev = ["--data", str(synth), "--model", "m", "--strategy", "hard", "--scale-step", "0.25", "--backend", "openai"]
     if case == "other settings":
         assert main([*prev, "--out", str(tmp_path / "prev"), "--quiet"]) == 0
-    values = {"tmp": tmp_path, "synth": synth, "bad": bad_manifest(tmp_path, synth) if "bad" in str(args) else ""}
+    values = {
+        "tmp": tmp_path,
+        "synth": synth,
+        "bad": bad_manifest(tmp_path, synth) if "{bad}" in args else "",
+        "big": big_view_manifest(tmp_path, synth) if "{big}" in args else "",
+    }
     argv = [a.format(**values) for a in args]
     if "--out" not in argv:
         argv += ["--out", str(tmp_path / "out")]
-    result = run_cli(*argv, "--backend", "openai", "--quiet", timeout=120)
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert expected in result.stderr and re.match(r"locus-data select-resolution: error: ", result.stderr)
+    capsys.readouterr()
+    assert main([*argv, "--backend", "openai", "--quiet"]) == 2
+    stderr = capsys.readouterr().err
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert expected in stderr and re.match(r"locus-data select-resolution: error: ", stderr)
+
+
+def test_the_installed_command_errors_in_one_line(synth, tmp_path):
+    # the installed command's process: exit status 2 and one line on stderr, no traceback
+    result = run_cli("--data", str(synth), "--out", str(tmp_path / "out"), "--batch-size", "0", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "locus-data select-resolution: error: --batch-size must be >= 1, got 0"
