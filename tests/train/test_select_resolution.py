@@ -23,8 +23,13 @@ from locus_train.select_resolution import (
     PROGRESS,
     STAGE1_MAX_PIXELS,
     STATE,
+    ChunkImages,
     Grid,
+    Question,
+    load_grid,
+    load_selection_backend,
     main,
+    make_request,
     random_pick,
     versions,
 )
@@ -186,6 +191,23 @@ def test_hard_and_random_pick_among_the_versions_without_asking(synth, tiny_qwen
     assert any(picks[name] != picks["r0"] for name in ("r1", "r2", "r3"))
     report = json.loads((tmp_path / "hard" / "selection.json").read_text())
     assert report["histogram"] == {"0.125": 3} and report["asked_this_run"] == 0
+
+
+@require_torch
+def test_the_hf_processor_sees_every_version_at_its_stored_size(synth, tiny_qwen2_5_vl):
+    # the stored view must be what the model answered on: the processor may not resize any version again
+    grid, processor = load_grid(str(tiny_qwen2_5_vl), "hf", MAX_PIXELS)
+    assert (grid.family, grid.factor, grid.floor_pixels) == ("qwen2_5_vl", 28, 56 * 56)
+    backend = load_selection_backend("hf", str(tiny_qwen2_5_vl), None, grid)
+    item = read_manifest(synth)[0]
+    question = Question(item, versions(item.width, item.height, grid, 0.5, 1 / 16))
+    images = ChunkImages()
+    requests = [make_request(item, images.get(question, v), processor) for v in question.versions]
+    grids = backend.inputs(requests)["image_grid_thw"].tolist()
+    patch = 14  # the processor's grid is in 14-pixel patches
+    assert grids == [[1, v.height // patch, v.width // patch] for v in question.versions]
+    # the question as training asks it: the options and the letter instruction after the image
+    assert requests[0].prompt.count("<|image_pad|>") == 1 and "A. " in requests[0].prompt
 
 
 def scripted_manifest(synth: Path, tmp_path: Path) -> Path:
