@@ -60,6 +60,7 @@ setup(
         # locus-data subcommands that live in the packages above locus_data (see locus_data/cli.py)
         "locus_data.commands": [
             "measure-prompts=locus_train.prompt_lengths:main",
+            "select-resolution=locus_train.select_resolution:main",
             "annotate=locus_baselines.annotate:main",
             "export-sft=locus_baselines.export_sft:main",
             "export-text-cue=locus_baselines.export_text_cue:main",

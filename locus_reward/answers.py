@@ -173,6 +173,24 @@ def _number(token: str) -> str:
     return repr(value)
 
 
+def answer_key(response: str, choices: Sequence[str] | None = None) -> str | None:
+    """What a whole response answers, reduced as :func:`is_correct` compares it: the option letter with
+    ``choices``, else the normalized short answer; None for no readable answer. Two responses give the same answer
+    exactly when their keys are equal and not None (resolution selection's "the answer differs").
+
+    >>> answer_key("<think>hm</think><answer>(B)</answer>", ["cat", "dog"]), answer_key("The Dog.")
+    ('B', 'dog')
+    >>> answer_key("B or A", ["cat", "dog"]) is None, answer_key("...") is None
+    (True, True)
+    """
+    text = final_answer(response)
+    if len(text) > MAX_ANSWER_CHARS:
+        return None
+    if choices:
+        return choice_letter(text, choices)
+    return normalize_answer(text) or None
+
+
 def is_correct(prediction: str | None, answer: str, choices: Sequence[str] | None = None) -> bool:
     """Whether ``prediction`` (the answer text, tags removed) answers ``answer``.
 
