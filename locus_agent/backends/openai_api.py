@@ -69,7 +69,11 @@ class OpenAIBackend:
             if err.status_code in FATAL_HINTS:
                 hint = FATAL_HINTS[err.status_code]
                 raise UserError(f"the server at {self.base_url} answered {err.status_code}; {hint}") from None
-            raise
+            # the SDK has already retried; every command on this backend records its progress, so a rerun resumes
+            raise UserError(
+                f"the server at {self.base_url} answered {err.status_code} after the SDK's retries; rerun the same "
+                "command to resume once it answers again"
+            ) from None
         choice = response.choices[0]
         text = choice.message.content or ""
         usage = getattr(response, "usage", None)

@@ -172,6 +172,16 @@ def test_openai_backend_fatal_answers_are_one_line_errors(status, hint):
     assert "\n" not in str(error.value)
 
 
+def test_openai_backend_server_errors_after_retries_are_one_line_errors():
+    # a server that keeps failing (500) after the SDK's retries ends the run with a line saying a rerun resumes
+    with FakeServer(lambda body: (500, {"error": {"message": "overloaded"}})) as server:
+        backend = OpenAIBackend("served", base_url=server.url, max_retries=1)
+        with pytest.raises(UserError, match="answered 500 after the SDK's retries; rerun") as error:
+            backend.generate([episode("q1").request()], 8)
+        assert len(server.requests) == 2  # the first try and one retry
+    assert "\n" not in str(error.value)
+
+
 def test_openai_backend_names_an_unreachable_server():
     # nothing listens on port 9: the user learns which URL was tried
     backend = OpenAIBackend("served", base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=5)
