@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from locus_data.config import SPLITS, load_config, split_path
-from locus_data.errors import UserError
+from locus_data.errors import UserError, quiet_on_broken_pipe
 
 
 COMMAND_GROUP = "locus_data.commands"
@@ -374,6 +374,7 @@ def _summary(entry: importlib.metadata.EntryPoint) -> str:
     return doc.split("\n", 1)[0].split(": ", 1)[-1].rstrip(".")
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
