@@ -46,7 +46,14 @@ from locus_data.errors import UserError
 from locus_data.images import BadImage, check_image_size, open_image
 from locus_data.outputs import check_output
 from locus_data.problems import IMAGE_MARKER
-from locus_data.rows import check_dataset_dir, check_split_file, count_rows, open_parquet, read_batches
+from locus_data.rows import (
+    check_dataset_dir,
+    check_split_file,
+    count_rows,
+    open_parquet,
+    read_batches,
+    require_columns,
+)
 from locus_data.schema import ANSWER, CUE_HEIGHT, CUE_WIDTH, IMAGES, PROBLEM
 from locus_reward.frames import easyr1_resize, smart_resize
 from locus_reward.ground_truth import loads
@@ -345,6 +352,8 @@ def _check_inputs_and_outputs(args: argparse.Namespace) -> tuple[str | None, dic
         raise UserError(f"--format-prompt: {err}") from None
     dataset = check_dataset_dir(args.dataset)
     files = {split: check_split_file(split_path(dataset, split)) for split in args.splits}
+    for path in files.values():  # another parquet: one line naming it, before the model loads
+        require_columns(path, open_parquet(path).schema_arrow.names, (PROBLEM, IMAGES))
     empty = [str(path) for path in files.values() if count_rows(path) == 0]
     if empty:
         raise UserError(f"{', '.join(empty)} has no rows; rebuild the dataset (or measure other --splits)")
