@@ -354,6 +354,21 @@ def test_class3_export_overwrite_keeps_the_users_files(files, tmp_path):
     )
 
 
+def test_class3_manifest_commands_never_overwrite_their_input(tmp_path):
+    # merge-vqa / add-boxes / convert-vqa with --overwrite and --out = an input used to replace that input
+    from locus_data.synth_vqa import synth_vqa
+
+    manifest = synth_vqa(tmp_path / "vqa", 1, seed=0, progress=False)
+    boxes = tmp_path / "boxes.jsonl"
+    boxes.write_text("")
+    before = digest(manifest)
+    one_line_error(run("merge-vqa", str(manifest), "--out", str(manifest), "--overwrite"), "--out", "is an input")
+    one_line_error(
+        run("add-boxes", str(manifest), "--boxes", str(boxes), "--out", str(manifest), "--overwrite"), "is an input"
+    )
+    assert digest(manifest) == before
+
+
 # --- class 5: validate checks what it promises: the GT box points at the cue's pixels ---------------------------
 
 
