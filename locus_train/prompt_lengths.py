@@ -40,6 +40,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from locus_agent.conversation import with_tool_schema
 from locus_agent.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
@@ -51,7 +52,7 @@ from locus_reward.frames import easyr1_resize, smart_resize
 from locus_reward.ground_truth import loads
 from locus_train.images import process_image
 from locus_train.prompt_report import PromptLengthReport, SplitLengths, sha256
-from locus_train.prompting import chat_prompt, load_format_prompt
+from locus_train.prompting import chat_prompt, load_format_prompt, set_system_prompt
 from locus_train.recipe import DEFAULT_FRAME, read_recipe, resolve
 
 
@@ -269,6 +270,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--format-prompt", type=Path, help="the recipe's data.format_prompt jinja file")
     parser.add_argument(
+        "--system-prompt",
+        type=Path,
+        help="a system prompt file every prompt opens with ({tools}: the crop tool's schema), as an LFPC run trains "
+        "with (locus_train.easyr1.config.system_prompt_file: lfpc.system_prompt, or the agent's own prompt)",
+    )
+    parser.add_argument(
         "--min-pixels",
         type=int,
         help=f"the recipe's data.min_pixels (default: --recipe's, else {DEFAULT_FRAME.min_pixels})",
@@ -331,11 +338,18 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.system_prompt is not None and not args.system_prompt.is_file():
+        print(f"measure-prompts: error: --system-prompt {args.system_prompt} not found", file=sys.stderr)
+        return 2
     try:
         processor = load_processor(resolve_model(args.model, download=True))
     except (ModelNotFound, ValueError) as err:  # ValueError: a checkpoint without a Qwen-VL processor
         print(f"measure-prompts: error: {err}", file=sys.stderr)
         return 2
+    system = None
+    if args.system_prompt is not None:  # the chat template the LFPC entry point gives EasyR1's dataset
+        system = with_tool_schema(args.system_prompt.read_text(encoding="utf-8"))
+        set_system_prompt(processor, system)
     report = PromptLengthReport(
         model=str(args.model),
         processor_class=type(processor).__name__,
@@ -346,6 +360,8 @@ def run(args: argparse.Namespace) -> int:
         max_prompt_length=args.max_prompt_length,
         limit=args.limit,
         method="processor" if args.exact_processor else "arithmetic",
+        system_prompt=str(args.system_prompt) if args.system_prompt else None,
+        system_prompt_sha256=sha256(system),
     )
     overlong = 0
     for split, path in files.items():

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from locus_train.easyr1.config import system_prompt_file
 from locus_train.easyr1_config import PINNED_COMMIT, RecipeError, load_schema, with_overrides
 from locus_train.preflight.checks import (
     Check,
@@ -35,6 +36,7 @@ from locus_train.preflight.checks import (
     check_real_easyr1_config,
     check_reward,
     easyr1_commit,
+    lfpc_settings,
 )
 from locus_train.preflight.commands import (
     config_file,
@@ -45,7 +47,8 @@ from locus_train.preflight.commands import (
     write_config_file,
 )
 from locus_train.preflight.data_checks import check_batch_fits, check_dataset, check_prompt_lengths, run_validate
-from locus_train.preflight.plan import TASKS, Plan, make_plan
+from locus_train.preflight.lfpc_checks import check_lfpc_dataset, check_lfpc_reward, check_planned_model
+from locus_train.preflight.plan import TASKS, LfpcStage, Plan, make_plan
 
 
 __all__ = [
@@ -78,12 +81,14 @@ def preflight(
     plan: Plan,
     validate: Callable[[Path, int], subprocess.CompletedProcess] = run_validate,
     report: Callable[[Check], None] | None = None,
+    stage: LfpcStage | None = None,
 ) -> tuple[list[Check], list[str]]:
     """Run the checks, cheap ones first; returns them and the EasyR1 command (meaningful when none failed).
 
     Every check that takes seconds runs and is reported (through ``report`` as it finishes) before anything is
     built or measured; if one failed, the building and measuring checks are skipped (a dry run builds and
-    measures nothing, so there they still report what they would do).
+    measures nothing, so there they still report what they would do). ``stage``: an LFPC stage's own checks
+    (its export's command, where its model comes from; :mod:`locus_train.preflight.lfpc`), for ``task`` lfpc.
     """
     checks: list[Check] = []
 
@@ -108,14 +113,21 @@ def preflight(
         return checks, command
     add(check_real_easyr1_config(raw))
     add(check_files(cfg, plan))
-    add(check_model(plan))
+    lfpc = plan.task == "lfpc"
+    add(check_planned_model(plan, stage.model_from) if lfpc and stage.model_from else check_model(plan))
     add(check_paths(plan))
-    add(check_reward(cfg))
+    add(check_lfpc_reward(cfg) if lfpc else check_reward(cfg))
     add(check_gpus(plan))
     failed = [check.name for check in checks if check.ok is False]
     if failed and not plan.dry_run:
         for name in EXPENSIVE:
             add(Check(name, None, f"not run: fix {', '.join(failed)} first (nothing was built or measured)"))
+        return checks, command
+    if lfpc:
+        add(check_lfpc_dataset(plan, cfg, validate, stage.producer))
+        add(check_batch_fits(cfg))
+        frame = cfg["worker"]["reward"]["reward_function_kwargs"]["coord_frame"]
+        add(check_prompt_lengths(cfg, plan, system_prompt_file(lfpc_settings(plan), frame, plan.root)))
         return checks, command
     add(check_dataset(plan, validate))
     add(check_batch_fits(cfg))
