@@ -150,6 +150,9 @@ def lfpc_rule_errors(raw: Any, cfg: dict[str, Any], plan: Plan) -> list[str]:
 
 def check_real_easyr1_config(raw: Any) -> Check:
     """Resolve with the installed EasyR1's own PPOConfig, as ``verl.trainer.main`` does, when it is importable."""
+    missing = [name for name in ("verl", "vllm") if importlib.util.find_spec(name) is None]
+    if missing:  # EasyR1's config module imports vLLM: without it the import fails anyway, after seconds of torch
+        return Check("EasyR1 PPOConfig", None, f"not importable here (No module named {missing[0]!r})")
     try:
         from verl.trainer.config import PPOConfig  # optional: only where EasyR1 is installed
     except Exception as err:  # EasyR1 missing or its vLLM import chain broken; check_easyr1 reports the first case

@@ -290,20 +290,20 @@ def run(args: argparse.Namespace) -> int:
         inputs.append(check_manifest("LFPC_BOXED_DATA", boxed_path, need_boxes=not mix))
     for check in inputs:
         report(check)
-    ok = all(check.ok is not False for check in inputs)
-    upfront = (
-        [(f"Stage I{' (mixed data)' if mix else ''}", plan1, LfpcStage(steps1[-1].command))] if 1 in stages else []
-    )
+    title1 = "Stage I (mixed data)" if mix else "Stage I"
+    upfront = [(title1, plan1, LfpcStage(steps1[-1].command))] if 1 in stages else []
     if plan2 is not None:
         upfront.append(("Stage II", plan2, LfpcStage(export2.command, model_from="Stage I")))
+    # fail fast: the first group with a failed check stops the rest (a bad input is reported once)
+    ok = all(check.ok is not False for check in inputs)
     commands = {}
     for title, plan, stage in upfront:
-        passed, commands[title] = run_checks(title, dataclasses.replace(plan, dry_run=True), stage)
-        ok = ok and passed
-    if not args.dry_run:  # selection and training need them; a dry run skips the count
+        if ok:
+            ok, commands[title] = run_checks(title, dataclasses.replace(plan, dry_run=True), stage)
+    if ok and not args.dry_run:  # selection and training need them; a dry run skips the count
         gpus = check_gpus(plan1)
         report(gpus)
-        ok = ok and gpus.ok is not False
+        ok = gpus.ok is not False
     if not ok:
         print("lfpc: checks failed; nothing was run", file=sys.stderr)
         return 1
@@ -318,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
     for step in steps1 + ([export2] if export2 else []):
         execute(step, args.dry_run)
     if 1 in stages:
-        train(f"Stage I{' (mixed data)' if mix else ''}", plan1, LfpcStage(steps1[-1].command), args.dry_run, commands)
+        train(title1, plan1, LfpcStage(steps1[-1].command), args.dry_run, commands)
     if plan2 is not None:
         if 1 in stages:
             execute(merge_step, args.dry_run)
