@@ -48,7 +48,8 @@ def write_lfpc_log(path):
                   "rollout_crop_tokens": 800.0 - 30 * step, "rollout_turns": 2.0 + 0.1 * step}  # fmt: skip
         lines.append({"step": step, "reward": reward, "response_length": {"mean": 900.0}})
         if step % 5 == 0:
-            lines.append({"step": step, "val": {"overall_reward": 1.2, "accuracy_reward": 0.5, "tool_calls_reward": 1.4}})
+            val = {"overall_reward": 1.2, "accuracy_reward": 0.5, "tool_calls_reward": 1.4}
+            lines.append({"step": step, "val": val})
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
