@@ -132,7 +132,7 @@ def test_two_locus_steps_through_the_installed_command(small_data, checkpoints, 
     assert rows[0]["response_tokens"] <= 64 and "reward/iou" in rows[0]  # the cue-search reward's keys
 
 
-@pytest.mark.slow  # ~60-70 s each on 2 cores: the agent's full system prompt pads every prompt to 3,072 tokens
+@pytest.mark.slow  # 65-105 s each on 2 cores: the agent's full system prompt pads every prompt to 3,072 tokens
 @pytest.mark.parametrize("stage", [1, 2])
 def test_two_steps_of_the_shipped_lfpc_recipes_with_the_cpu_preset(stage, lfpc_data, checkpoints, tmp_path):
     # the recipes a cluster runs (Table 12's, the agent's own system prompt, no KL), with only the --cpu preset
