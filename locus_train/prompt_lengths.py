@@ -10,6 +10,10 @@ filter off. The count is EasyR1's (``RLHFDataset._filter_overlong_prompts`` at b
 3. each image through EasyR1's ``process_image`` (:func:`locus_train.images.process_image`);
 4. ``processor(images, [prompt], add_special_tokens=False)["input_ids"]`` length.
 
+``--system-prompt FILE`` opens every prompt with that system turn (``{tools}``: the crop tool's schema), as the LFPC
+entry point's processor does (:func:`locus_train.easyr1.main.system_prompted`); the LFPC launcher passes the run's
+(:func:`locus_train.easyr1.config.system_prompt_file`), and the report records its hash.
+
 The processor is the checkpoint's own (EasyR1 loads it with ``AutoProcessor.from_pretrained(model_path)``), so its
 pixel limits apply on top of ``--min-pixels``/``--max-pixels``, which must equal the recipe's ``data.*_pixels``.
 
