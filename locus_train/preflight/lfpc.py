@@ -338,8 +338,13 @@ def train(title: str, plan: Plan, stage: LfpcStage, dry_run: bool, commands: dic
         raise UserError(f"{title}: preflight failed (above); nothing was launched")
     write_config_file(plan)
     print(f"-- train {title}: {shlex.join(command)}", flush=True)
-    if subprocess.run(command, cwd=plan.root).returncode != 0:
+    if run_training(command, plan.root) != 0:
         raise UserError(f"{title} training failed (see above); re-run the same command to resume")
+
+
+def run_training(command: list[str], cwd: Path) -> int:
+    """Run one stage's EasyR1 command from the project root (where EasyR1 resolves what is left relative)."""
+    return subprocess.run(command, cwd=cwd).returncode
 
 
 if __name__ == "__main__":

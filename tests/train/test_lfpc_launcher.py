@@ -78,7 +78,7 @@ def lfpc_env(synth, tiny_qwen2_5_vl, tmp_path) -> dict[str, str]:
     }
 
 
-@pytest.mark.slow  # ~10 s: both stages' preflight in a fresh process
+@pytest.mark.slow  # ~6 s: both stages' preflight in a fresh process
 def test_dry_run_plans_both_stages(lfpc_env, tiny_qwen2_5_vl):
     # every check passes, nothing is written, and each step's command is printed in order with its paths: the
     # selection exists (skipped), the exports, Stage I from MODEL_PATH, the merge of its last checkpoint, Stage II
@@ -114,7 +114,7 @@ def test_dry_run_plans_both_stages(lfpc_env, tiny_qwen2_5_vl):
     assert "[ ok ] selection:" in result.stdout and "3 with a selected view" in result.stdout
 
 
-@pytest.mark.slow  # ~8 s each: the launcher in a fresh process
+@pytest.mark.slow  # ~5 s each: the launcher in a fresh process (one interpreter start per case)
 @pytest.mark.parametrize(
     "case", ["stage2_without_boxes", "max_turns_0", "stage2_without_stage1", "view_larger_than_original", "no_data"]
 )
@@ -144,3 +144,60 @@ def test_bad_input_is_one_line_before_any_model_loads(case, lfpc_env, synth, tmp
     errors = [line for line in output.splitlines() if line.startswith(("[FAIL]", "lfpc: error:"))]
     assert len(errors) == 1 and errors[0].startswith(expected) and message in errors[0], output
     assert "-- train" not in output  # nothing planned or run past the failure
+
+
+# small enough for 2 synth-vqa training rows on the recipes' 8 GPUs; 4,096 prompt tokens because the tiny test
+# tokenizer spells the agent's system prompt byte by byte (~1,300 tokens; Qwen's ~300)
+SMALL = ["data.rollout_batch_size=2", "worker.actor.global_batch_size=2", "data.max_prompt_length=4096"]
+
+
+@pytest.fixture
+def real_launch(lfpc_env, monkeypatch):
+    """The launcher's pipeline in this process as a real launch, up to the training command: GPUs counted as there
+    (none here) and each stage's EasyR1 command recorded instead of run (it needs GPUs and Ray)."""
+    import locus_train.preflight
+    from locus_train.preflight import lfpc
+    from locus_train.preflight.checks import Check
+
+    for key, value in lfpc_env.items():
+        monkeypatch.setenv(key, value)
+    gpus = lambda plan: Check("GPUs", True, "8 (counted as there for this test)")  # noqa: E731
+    monkeypatch.setattr(lfpc, "check_gpus", gpus)  # the launcher's count before selection
+    monkeypatch.setattr(locus_train.preflight, "check_gpus", gpus)  # each stage's, before it trains
+    launched = []
+    monkeypatch.setattr(lfpc, "run_training", lambda command, cwd: launched.append(command) or 0)
+    recipe = str(REPO_ROOT / "config/lfpc_stage1_qwen2_5_vl_7b.yaml")
+    return lambda *argv: (lfpc.main(["--recipe", recipe, *argv, *SMALL]), launched)
+
+
+# ~7 s: real exports, validation and prompt measurement with the tiny model
+def test_a_real_stage1_launch_exports_checks_and_launches(real_launch, lfpc_env, capsys):
+    # selection exists (skipped); the Stage I export is written by the real command, then validated, counted and
+    # measured with the system prompt before the EasyR1 command is launched
+    status, launched = real_launch("--stage", "1")
+    out = capsys.readouterr().out
+    assert status == 0, out
+    data = Path(lfpc_env["LFPC_OUT"]) / "data/stage1"
+    assert (data / "export.json").is_file() and (data / "prompt_lengths_lfpc_stage1_qwen2_5_vl_7b.json").is_file()
+    for name in ("dataset", "train size", "prompt lengths"):
+        assert any(line.startswith(f"[ ok ] {name}:") for line in out.splitlines()), (name, out)
+    assert len(launched) == 1 and launched[0][1:3] == ["-m", "locus_train.easyr1.main"]
+    assert f"data.train_files={data / 'train.parquet'}" in launched[0] and "data.rollout_batch_size=2" in launched[0]
+
+
+# ~7 s
+def test_a_real_stage2_launch_starts_from_the_merged_stage1_model(real_launch, lfpc_env, tiny_qwen2_5_vl, capsys):
+    # with Stage I's merged model where the merge writes it, --stage 2 exports the boxed set (original views,
+    # boxes required), checks it and launches Stage II from that model
+    import shutil
+
+    merged = Path(lfpc_env["LFPC_OUT"]) / "checkpoints/lfpc_stage1_qwen2_5_vl_7b/global_step_80/actor/huggingface"
+    shutil.copytree(tiny_qwen2_5_vl, merged)
+    status, launched = real_launch("--stage", "2")
+    out = capsys.readouterr().out
+    assert status == 0, out
+    export = json.loads((Path(lfpc_env["LFPC_OUT"]) / "data/stage2/export.json").read_text())
+    assert export["require_boxes"] is True
+    assert any(line.startswith("[ ok ] model:") and str(merged) in line for line in out.splitlines()), out
+    assert len(launched) == 1 and f"worker.actor.model.model_path={merged}" in launched[0]
+    assert any(item.endswith(":compute_score_stage2") for item in launched[0])
