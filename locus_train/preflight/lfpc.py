@@ -188,6 +188,17 @@ def export_command(manifest: Path | str, out: Path, stage2: bool) -> list[str]:
     return locus_data_cli(["export-lfpc", str(manifest), "--out", str(out), *extra])
 
 
+def check_merger(easyr1_dir: Path, dry_run: bool) -> Check:
+    """EasyR1's checkpoint merger, which turns Stage I's FSDP shards into Stage II's model, is where it is run from."""
+    merger = easyr1_dir / MERGER
+    if merger.is_file():
+        return Check("merger", True, str(merger))
+    message = f"{merger} not found; set EASYR1_DIR to a checkout of EasyR1 (the image's /workspace/EasyR1)"
+    if dry_run:
+        return Check("merger", None, f"{message} (dry run: a real launch needs it)")
+    return Check("merger", False, message)
+
+
 def report(check: Check) -> None:
     print(check.line(), flush=True)
 
@@ -270,12 +281,9 @@ def run(args: argparse.Namespace) -> int:
     export2 = None
     if plan2 is not None:
         boxed = args.boxed_data or "$LFPC_BOXED_DATA"
-        export2 = Step("export Stage II data", export_command(boxed, plan2.data_dir, stage2=True))
-        export2.output = plan2.data_dir / "export.json"
-    merge_step = Step(
-        "merge Stage I", [sys.executable, str(Path(args.easyr1_dir) / MERGER), "--local_dir", str(actor)]
-    )
-    merge_step.output = model2 / "config.json"
+        export2 = Step(
+            "export Stage II data", export_command(boxed, plan2.data_dir, stage2=True), plan2.data_dir / "export.json"
+        )
 
     # ---- every check that needs no GPU, both stages, before anything runs -------------------------------------
     print("== inputs", flush=True)
@@ -288,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
     if plan2 is not None or mix:
         boxed_path = Path(args.boxed_data).expanduser().resolve() if args.boxed_data else None
         inputs.append(check_manifest("LFPC_BOXED_DATA", boxed_path, need_boxes=not mix))
+    if plan2 is not None and 1 in stages:
+        inputs.append(check_merger(Path(args.easyr1_dir), args.dry_run))
     for check in inputs:
         report(check)
     title1 = "Stage I (mixed data)" if mix else "Stage I"
@@ -321,7 +331,10 @@ def run(args: argparse.Namespace) -> int:
         train(title1, plan1, LfpcStage(steps1[-1].command), args.dry_run, commands)
     if plan2 is not None:
         if 1 in stages:
-            execute(merge_step, args.dry_run)
+            actor, model2 = merged_model(plan1)  # after training: the step Stage I's tracker records
+            plan2 = dataclasses.replace(plan2, model_path=str(model2))
+            merger = [sys.executable, str(Path(args.easyr1_dir) / MERGER), "--local_dir", str(actor)]
+            execute(Step("merge Stage I", merger, model2 / "config.json"), args.dry_run)
             if not args.dry_run and not (model2 / "config.json").is_file():
                 raise UserError(f"the merge wrote no model at {model2} (see above)")
         train("Stage II", plan2, LfpcStage(export2.command), args.dry_run, commands)
