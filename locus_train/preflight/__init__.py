@@ -10,6 +10,9 @@ pass, the EasyR1 command is printed and (without ``--dry-run``) executed in plac
 every check that needs no GPU, changes nothing on disk (a missing dataset or prompt-length report is reported with
 the command that would make it) and prints the command.
 
+Task ``lfpc`` checks an LFPC recipe (its ``lfpc:`` section, the crop-tool rules, its export, prompts with the agent's
+system prompt) and builds our entry point's command; :mod:`locus_train.preflight.lfpc` runs the two LFPC stages.
+
 Paths reach EasyR1 as absolute overrides on the command line: EasyR1 silently replaces a missing ``format_prompt``
 or ``reward_function`` path with None, so each one is checked to exist here first.
 """
