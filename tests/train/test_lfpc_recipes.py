@@ -153,3 +153,21 @@ def test_each_overlay_changes_what_its_table_ablates(name, table, expected):
         if base["worker"]["reward"]["reward_function_kwargs"].get(key) != value
     }
     assert changed == kwargs
+
+
+@pytest.mark.parametrize(
+    "recipe, ablation, message",
+    [
+        ("locus_qwen2_5_vl_7b.yaml", "lfpc_hard_selection.yaml", "are for LFPC overlays (LFPC_ABLATION)"),
+        ("lfpc_stage1_qwen2_5_vl_7b.yaml", None, "is an LFPC recipe (`lfpc:` section): launch it with"),
+    ],
+)
+def test_locus_preflight_refuses_lfpc_recipes_and_overlays(recipe, ablation, message):
+    # the LOCUS launchers would silently ignore `locus.selection` or hand EasyR1 an `lfpc:` section it rejects
+    from locus_train.preflight import make_plan, parse_args
+    from locus_train.recipe import RecipeError
+
+    argv = ["--recipe", str(REPO_ROOT / "config" / recipe), "--dry-run"]
+    argv += ["--ablation", str(REPO_ROOT / "config/ablations" / ablation)] if ablation else []
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make_plan(parse_args(argv))
