@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The body every examples/locus_*.sh launcher shares: environment defaults, then preflight, which checks
-# everything, prints the EasyR1 command and execs it (python3 -m verl.trainer.main ...).
+# The body every examples/*.sh launcher shares: environment defaults, then preflight, which checks
+# everything, prints the EasyR1 command and execs it (python3 -m verl.trainer.main ...). TASK lfpc runs the LFPC
+# pipeline instead (python3 -m locus_train.preflight.lfpc: selection, exports, Stage I, merge, Stage II, each behind
+# the same preflight; RECIPE is the Stage I recipe).
 #
 #   examples/launch.sh RECIPE TASK [--dry-run] [key=value ...]     (called by the launchers, not by users)
 #
@@ -12,10 +14,12 @@
 #   LOCUS_ABLATION     overlay YAML(s) from config/ablations/, comma-separated (none)
 #   NNODES             nodes in the Ray cluster; >1: start Ray first, run on the head node (1)
 #   N_GPUS_PER_NODE    GPUs per node (8)
+# TASK lfpc also reads LFPC_DATA, LFPC_BOXED_DATA, LFPC_OUT, LFPC_ABLATION (examples/lfpc_qwen2_5_vl_7b.sh), and
+# EASYR1_DIR (the EasyR1 checkout whose scripts/model_merger.py merges Stage I; the image's /workspace/EasyR1).
 set -euo pipefail
 
 RECIPE="${1:?recipe YAML}"
-TASK="${2:?cue_search or text_cue}"
+TASK="${2:?cue_search, text_cue or lfpc}"
 shift 2
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export MODEL_PATH="${MODEL_PATH:?the launcher sets MODEL_PATH}"
@@ -33,5 +37,8 @@ if [ -n "$MISSING" ]; then
   echo "launch.sh: $(command -v python3) cannot import ${MISSING}; activate the environment LOCUS is installed in" \
     "(source .venv/bin/activate after make demo/make test, or the EasyR1 image's), or install it: pip install -e $ROOT" >&2
   exit 1
+fi
+if [ "$TASK" = lfpc ]; then
+  exec python3 -m locus_train.preflight.lfpc --recipe "$ROOT/$RECIPE" "$@"
 fi
 exec python3 -m locus_train.preflight --recipe "$ROOT/$RECIPE" --task "$TASK" "$@"

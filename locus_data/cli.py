@@ -174,7 +174,7 @@ def _add_boxes(args: argparse.Namespace) -> int:
 def _merge_vqa(args: argparse.Namespace) -> int:
     from locus_data.vqa import merge_manifests
 
-    path, count = merge_manifests(args.manifests, args.out, overwrite=args.overwrite)
+    path, count = merge_manifests(args.manifests, args.out, overwrite=args.overwrite, equal=args.equal, seed=args.seed)
     print(f"wrote {count} questions from {len(args.manifests)} manifests to {path}")
     return 0
 
@@ -359,6 +359,12 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
     mv.add_argument("manifests", nargs="+", metavar="MANIFEST", help="manifests to combine, in order")
     mv.add_argument("--out", required=True, help="manifest to write (.jsonl)")
     mv.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    mv.add_argument(
+        "--equal",
+        action="store_true",
+        help="as many questions from each manifest as the smallest holds (a seeded draw; Table 8's 1:1 Mix Data)",
+    )
+    mv.add_argument("--seed", type=int, default=0, help="seed of the --equal draw (default 0)")
     mv.set_defaults(func=_merge_vqa)
 
     ab = sub.add_parser(

@@ -25,6 +25,7 @@ the place and the field: ``manifest.jsonl:7: answer: missing ...`` (lines count 
 import difflib
 import json
 import os
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,10 +267,15 @@ def write_manifest(path: str | Path, items: Iterable[VqaItem]) -> Path:
     return path
 
 
-def merge_manifests(paths: Iterable[str | Path], out: str | Path, overwrite: bool = False) -> tuple[Path, int]:
+def merge_manifests(
+    paths: Iterable[str | Path], out: str | Path, overwrite: bool = False, equal: bool = False, seed: int = 0
+) -> tuple[Path, int]:
     """Write the questions of several manifests, in order, into one (``locus-data merge-vqa``); ids must stay
     unique. Image paths are rewritten relative to ``out``'s folder where they lie inside it, else absolute, so
-    manifests from different folders combine (a plain ``cat`` would break their relative paths)."""
+    manifests from different folders combine (a plain ``cat`` would break their relative paths).
+
+    ``equal``: take as many questions from each manifest as the smallest holds (a seeded draw that keeps each
+    manifest's order), e.g. Table 8's "Mix Data": Stage I's data and the boxed set 1:1."""
     out = Path(out)
     paths = list(paths)
     if out.suffix != ".jsonl":
@@ -278,10 +284,18 @@ def merge_manifests(paths: Iterable[str | Path], out: str | Path, overwrite: boo
     check_output(out, [manifest_path(path) for path in paths])
     if out.exists() and not overwrite:
         raise UserError(f"{out} exists; pass --overwrite to replace it")
+    sources = [manifest_path(path) for path in paths]
+    chosen = {source: read_manifest(source) for source in sources}
+    if equal:
+        count = min(len(items) for items in chosen.values())
+        rng = random.Random(seed)
+        chosen = {
+            source: [items[i] for i in sorted(rng.sample(range(len(items)), count))]
+            for source, items in chosen.items()
+        }
     items, origin = [], {}
-    for path in paths:
-        source = manifest_path(path)
-        for item in read_manifest(source):
+    for source in sources:
+        for item in chosen[source]:
             if item.id in origin:
                 raise UserError(f"id {item.id!r} is in both {origin[item.id]} and {source}; ids must be unique")
             origin[item.id] = source

@@ -493,7 +493,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="reward, IoU and format curves from EasyR1's experiment_log.jsonl",
         description=(
             "Plot train reward, IoU and format curves (raw and smoothed) with validation points from EasyR1's "
-            "experiment_log.jsonl (Fig. 9)."
+            "experiment_log.jsonl (Fig. 9); for an LFPC run also its training dynamics (LFPC Figs. 5-6): accuracy, "
+            "tool calls per trajectory, turns, share that hit the turn limit, crop overlap, bbox ratio, crop visual "
+            "tokens."
         ),
     )
     p.add_argument("run_dir", type=Path, help="EasyR1 save_checkpoint_path, or the experiment_log.jsonl itself")

@@ -18,7 +18,19 @@ PANELS = (
     ("IoU", "reward/iou", "val/iou_reward"),
     ("ACC@0.5", "reward/acc50", "val/acc50_reward"),
     ("Format", "reward/format", "val/format_reward"),
+    # LFPC's training dynamics (Figs. 5-6), logged by its reward and the crop-tool rollout (docs/lfpc_rollout.md)
+    ("Accuracy", "reward/accuracy", "val/accuracy_reward"),
+    ("Tool calls / trajectory", "reward/tool_calls", "val/tool_calls_reward"),
+    ("Turns", "reward/turns", "val/turns_reward"),
+    ("Hit max turns", "reward/rollout_max_turns", "val/rollout_max_turns_reward"),
+    ("Crop overlap", "reward/overlap", "val/overlap_reward"),
+    ("BBox ratio", "reward/bbox_ratio", "val/bbox_ratio_reward"),
+    ("Crop visual tokens", "reward/rollout_crop_tokens", "val/rollout_crop_tokens_reward"),
 )
+"""(title, training key, validation key) of every panel; a run's figure has the panels its log holds"""
+UNBOUNDED = {"Reward (overall)", "Tool calls / trajectory", "Turns", "Crop visual tokens"}
+"""panels that are not fractions in [0, 1] (the others share that axis, so they compare at a glance)"""
+COLUMNS = 4
 COLORS = {"train": "#1f77b4", "val": "#d62728"}
 MODEL_COLORS = ("#1f77b4", "#d62728")
 
@@ -102,8 +114,19 @@ def smooth(values: Sequence[float], weight: float) -> list[float]:
     return out
 
 
+def training_panels(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The :data:`PANELS` a run's records hold (LOCUS: reward, IoU, ACC@0.5, format; LFPC adds its dynamics).
+
+    >>> [title for title, _, _ in training_panels([{"step": 1, "reward/overall": 1.0, "reward/tool_calls": 2.0}])]
+    ['Reward (overall)', 'Tool calls / trajectory']
+    """
+    return [panel for panel in PANELS if series(records, panel[1])[0] or series(records, panel[2])[0]]
+
+
 def plot_training(run_dir: str | Path, out: str | Path | None = None, ema: float = 0.9) -> Path:
-    """Reward, IoU, ACC@0.5 and format over steps (train smoothed, raw faint; validation as markers)."""
+    """Reward, IoU, ACC@0.5 and format over steps (train smoothed, raw faint; validation as markers), and LFPC's
+    training dynamics when logged: accuracy, tool calls per trajectory, turns, share that hit the turn limit, crop
+    overlap, bbox ratio, crop visual tokens (a grid of four columns)."""
     import matplotlib  # plotting only
 
     matplotlib.use("Agg")
@@ -116,11 +139,15 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None, ema: float
     if not log.is_file():
         raise FileNotFoundError(f"no experiment_log.jsonl at {log} (EasyR1 writes it with trainer.logger=[file])")
     records = read_trl_state(log) if log.name == "trainer_state.json" else read_experiment_log(log)
-    panels = [p for p in PANELS if series(records, p[1])[0] or series(records, p[2])[0]]
+    panels = training_panels(records)
     if not panels:
         raise ValueError(f"{log} has no reward/* or val/*_reward metrics")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (title, train_key, val_key) in zip(axes[0], panels):
+    columns = min(COLUMNS, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, train_key, val_key) in zip(axes.flat, panels):
         steps, values = series(records, train_key)
         if steps:
             ax.plot(steps, values, color=COLORS["train"], alpha=0.25, linewidth=1)
@@ -132,8 +159,8 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None, ema: float
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
-        if title != "Reward (overall)":
-            ax.set_ylim(-0.02, 1.02)  # IoU, accuracy and format are fractions: keep panels comparable
+        if title not in UNBOUNDED:
+            ax.set_ylim(-0.02, 1.02)  # IoU, accuracy, format, overlap, ratios are fractions: keep panels comparable
     axes[0][0].legend(frameon=False, loc="lower right")
     fig.suptitle(log.parent.name, fontsize=11)
     fig.tight_layout()

@@ -13,7 +13,8 @@ has started the workers. This module repeats all of that on any machine:
   reward pixel limits that are interpolations of the data section's).
 
 Ablations are small YAML overlays (``config/ablations/*.yaml``) merged on top of a recipe. Their optional ``locus:``
-section is ours (which data config to build) and is removed before EasyR1 sees the result.
+section is ours (which data config to build; for LFPC overlays, which selection strategy, stage or data mix) and is
+removed before EasyR1 sees the result.
 """
 
 import dataclasses
@@ -35,8 +36,10 @@ from locus_train.recipe import RecipeError
 SCHEMA_PATH = Path(__file__).with_name("easyr1_schema") / "schema.json"
 PINNED_COMMIT = "b44b311b669bf1fd1aa2fc36f2251482ba33cb16"
 LOCUS_SECTION = "locus"
-# Keys of an ablation's `locus:` section (everything else in an overlay is EasyR1 config).
-LOCUS_KEYS = ("data_config", "data_dir")
+# Keys of an ablation's `locus:` section (everything else in an overlay is EasyR1 config): the LOCUS launchers' data
+# keys, then the LFPC launcher's (examples/lfpc_qwen2_5_vl_7b.sh; locus_train.preflight.lfpc documents them).
+LFPC_LAUNCH_KEYS = ("selection", "stage", "mix_data")
+LOCUS_KEYS = ("data_config", "data_dir", *LFPC_LAUNCH_KEYS)
 CUE_SEARCH_IMAGES = 2  # cue-search prompts carry the full image and the cue
 
 
@@ -295,7 +298,7 @@ def startup_errors(cfg: dict[str, Any]) -> list[str]:
 
 def locus_errors(raw: DictConfig, cfg: dict[str, Any], images_per_prompt: int = CUE_SEARCH_IMAGES) -> list[str]:
     """What a LOCUS run needs beyond a valid EasyR1 config. ``raw`` is unresolved, ``cfg`` resolved."""
-    data, rollout, reward = cfg["data"], cfg["worker"]["rollout"], cfg["worker"]["reward"]
+    data, rollout = cfg["data"], cfg["worker"]["rollout"]
     errors = []
     if rollout["limit_images"] != images_per_prompt:
         errors.append(
@@ -305,7 +308,20 @@ def locus_errors(raw: DictConfig, cfg: dict[str, Any], images_per_prompt: int = 
     for key in ("format_prompt",):
         if not data[key]:
             errors.append(f"data.{key} is not set; EasyR1 would train without the answer-format instructions")
-    if not reward["reward_function"]:
+    algorithm = cfg["algorithm"]
+    if algorithm["online_filtering"] and algorithm["filter_key"] != "iou":
+        errors.append(
+            f"algorithm.filter_key is {algorithm['filter_key']!r}: filter on `iou` (a group whose IoUs are all 0 "
+            "still has mean `overall` 0.1 from the format term and would survive the filter)"
+        )
+    return errors + reward_errors(raw, cfg)
+
+
+def reward_errors(raw: DictConfig, cfg: dict[str, Any]) -> list[str]:
+    """The rules every LOCUS and LFPC recipe keeps: a reward function, its pixel limits interpolated from the data
+    section, greedy single-sample validation. ``raw`` is unresolved, ``cfg`` resolved."""
+    errors = []
+    if not cfg["worker"]["reward"]["reward_function"]:
         errors.append("worker.reward.reward_function is not set")
     kwargs = OmegaConf.to_container(raw, resolve=False).get("worker", {}).get("reward", {})
     kwargs = kwargs.get("reward_function_kwargs", {})
@@ -315,13 +331,7 @@ def locus_errors(raw: DictConfig, cfg: dict[str, Any], images_per_prompt: int = 
                 f"worker.reward.reward_function_kwargs.{key} must be the interpolation ${{data.{key}}} so the "
                 f"reward's coordinate frame follows the images, got {kwargs.get(key)!r}"
             )
-    algorithm = cfg["algorithm"]
-    if algorithm["online_filtering"] and algorithm["filter_key"] != "iou":
-        errors.append(
-            f"algorithm.filter_key is {algorithm['filter_key']!r}: filter on `iou` (a group whose IoUs are all 0 "
-            "still has mean `overall` 0.1 from the format term and would survive the filter)"
-        )
-    val = rollout["val_override_config"]
+    val = cfg["worker"]["rollout"]["val_override_config"]
     if val.get("n", 1) != 1 or not (val.get("top_k") == 1 or val.get("temperature", 1.0) == 0):
         errors.append(f"worker.rollout.val_override_config {val} is not greedy single-sample validation")
     return errors

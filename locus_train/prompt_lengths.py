@@ -10,6 +10,10 @@ filter off. The count is EasyR1's (``RLHFDataset._filter_overlong_prompts`` at b
 3. each image through EasyR1's ``process_image`` (:func:`locus_train.images.process_image`);
 4. ``processor(images, [prompt], add_special_tokens=False)["input_ids"]`` length.
 
+``--system-prompt FILE`` opens every prompt with that system turn (``{tools}``: the crop tool's schema), as the LFPC
+entry point's processor does (:func:`locus_train.easyr1.main.system_prompted`); the LFPC launcher passes the run's
+(:func:`locus_train.easyr1.config.system_prompt_file`), and the report records its hash.
+
 The processor is the checkpoint's own (EasyR1 loads it with ``AutoProcessor.from_pretrained(model_path)``), so its
 pixel limits apply on top of ``--min-pixels``/``--max-pixels``, which must equal the recipe's ``data.*_pixels``.
 
@@ -40,6 +44,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from locus_agent.conversation import with_tool_schema
 from locus_agent.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
@@ -59,7 +64,7 @@ from locus_reward.frames import easyr1_resize, smart_resize
 from locus_reward.ground_truth import loads
 from locus_train.images import process_image
 from locus_train.prompt_report import PromptLengthReport, SplitLengths, report_path, sha256
-from locus_train.prompting import chat_prompt, load_format_prompt
+from locus_train.prompting import chat_prompt, load_format_prompt, set_system_prompt
 from locus_train.recipe import DEFAULT_FRAME, read_recipe, resolve
 
 
@@ -289,6 +294,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format-prompt is required, since the format prompt adds hundreds of tokens",
     )
     parser.add_argument(
+        "--system-prompt",
+        type=Path,
+        help="a system prompt file every prompt opens with ({tools}: the crop tool's schema), as an LFPC run trains "
+        "with (locus_train.easyr1.config.system_prompt_file: lfpc.system_prompt, or the agent's own prompt)",
+    )
+    parser.add_argument(
         "--min-pixels",
         type=int,
         help=f"the recipe's data.min_pixels (default: --recipe's, else {DEFAULT_FRAME.min_pixels})",
@@ -384,6 +395,9 @@ def run(args: argparse.Namespace) -> int:
     except UserError as err:
         print(f"measure-prompts: error: {err}", file=sys.stderr)
         return 2
+    if args.system_prompt is not None and not args.system_prompt.is_file():
+        print(f"measure-prompts: error: --system-prompt {args.system_prompt} not found", file=sys.stderr)
+        return 2
     try:
         processor = load_processor(resolve_model(args.model, download=True))
     except (ModelNotFound, ValueError) as err:  # ValueError: a checkpoint without a Qwen-VL processor
@@ -397,6 +411,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    system = None
+    if args.system_prompt is not None:  # the chat template the LFPC entry point gives EasyR1's dataset
+        system = with_tool_schema(args.system_prompt.read_text(encoding="utf-8"))
+        set_system_prompt(processor, system)
     report = PromptLengthReport(
         model=str(args.model),
         processor_class=type(processor).__name__,
@@ -407,6 +425,8 @@ def run(args: argparse.Namespace) -> int:
         max_prompt_length=args.max_prompt_length,
         limit=args.limit,
         method="processor" if args.exact_processor else "arithmetic",
+        system_prompt=str(args.system_prompt) if args.system_prompt else None,
+        system_prompt_sha256=sha256(system),
     )
     overlong = 0
     for split, path in files.items():

@@ -108,6 +108,10 @@ class PromptLengthReport:
     """split -> its lengths"""
     filtered: str | None = None
     """folder of the copies without overlong rows, when written"""
+    system_prompt: str | None = None
+    """the system prompt file every prompt opened with (LFPC: the agent's, tool schema written in), or None"""
+    system_prompt_sha256: str | None = None
+    """sha256 of that system prompt's text as rendered (tool schema included)"""
     version: int = REPORT_VERSION
     """the report layout"""
 

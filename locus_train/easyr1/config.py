@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from locus_agent.conversation import system_prompt, with_tool_schema
+from locus_agent.conversation import PROMPTS_DIR, with_tool_schema
+from locus_agent.view import check_agent_frame
 from locus_data.errors import UserError
 from locus_data.yaml_config import did_you_mean
 from locus_reward.frames import BACKBONES
@@ -182,16 +183,28 @@ def system_prompt_path(config: LfpcConfig, root: str | Path | None = None) -> Pa
     return path if path.is_absolute() or root is None else Path(root) / path
 
 
-def system_prompt_text(config: LfpcConfig, coord_frame: str, root: str | Path | None = None) -> str:
-    """The system prompt an LFPC run trains with: ``lfpc.system_prompt``'s file, or the agent's own prompt for the
-    reward's coordinate frame (what ``locus-eval agent`` evaluates with), the tool schema written in.
+def system_prompt_file(config: LfpcConfig, coord_frame: str, root: str | Path | None = None) -> Path:
+    """The file of the system prompt an LFPC run trains with: ``lfpc.system_prompt``, or the agent's own prompt file
+    for the reward's coordinate frame (what ``locus-eval agent`` evaluates with).
 
-    >>> system_prompt_text(LfpcConfig(), "qwen3_vl").startswith("You are a helpful assistant")
-    True
+    >>> system_prompt_file(LfpcConfig(), "qwen2_5_vl").name
+    'qwen2_5_vl.txt'
     """
     path = system_prompt_path(config, root)
     if path is None:
-        return system_prompt(coord_frame)
+        check_agent_frame(coord_frame)
+        return PROMPTS_DIR / f"{coord_frame}.txt"
     if not path.is_file():
         raise UserError(f"lfpc.system_prompt {path} not found")
-    return with_tool_schema(path.read_text(encoding="utf-8"))
+    return path
+
+
+def system_prompt_text(config: LfpcConfig, coord_frame: str, root: str | Path | None = None) -> str:
+    """The system prompt an LFPC run trains with (:func:`system_prompt_file`), the tool schema written in.
+
+    >>> system_prompt_text(LfpcConfig(), "qwen3_vl").startswith("You are a helpful assistant")
+    True
+    >>> system_prompt_text(LfpcConfig(), "qwen3_vl") == system_prompt("qwen3_vl")
+    True
+    """
+    return with_tool_schema(system_prompt_file(config, coord_frame, root).read_text(encoding="utf-8"))

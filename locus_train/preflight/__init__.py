@@ -10,6 +10,9 @@ pass, the EasyR1 command is printed and (without ``--dry-run``) executed in plac
 every check that needs no GPU, changes nothing on disk (a missing dataset or prompt-length report is reported with
 the command that would make it) and prints the command.
 
+Task ``lfpc`` checks an LFPC recipe (its ``lfpc:`` section, the crop-tool rules, its export, prompts with the agent's
+system prompt) and builds our entry point's command; :mod:`locus_train.preflight.lfpc` runs the two LFPC stages.
+
 Paths reach EasyR1 as absolute overrides on the command line: EasyR1 silently replaces a missing ``format_prompt``
 or ``reward_function`` path with None, so each one is checked to exist here first.
 """
@@ -22,6 +25,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from locus_train.easyr1.config import system_prompt_file
 from locus_train.easyr1_config import PINNED_COMMIT, RecipeError, load_schema, with_overrides
 from locus_train.preflight.checks import (
     Check,
@@ -35,6 +39,7 @@ from locus_train.preflight.checks import (
     check_real_easyr1_config,
     check_reward,
     easyr1_commit,
+    lfpc_settings,
 )
 from locus_train.preflight.commands import (
     config_file,
@@ -45,7 +50,8 @@ from locus_train.preflight.commands import (
     write_config_file,
 )
 from locus_train.preflight.data_checks import check_batch_fits, check_dataset, check_prompt_lengths, run_validate
-from locus_train.preflight.plan import TASKS, Plan, make_plan
+from locus_train.preflight.lfpc_checks import check_lfpc_dataset, check_lfpc_reward, check_planned_model
+from locus_train.preflight.plan import TASKS, LfpcStage, Plan, make_plan
 
 
 __all__ = [
@@ -78,12 +84,14 @@ def preflight(
     plan: Plan,
     validate: Callable[[Path, int], subprocess.CompletedProcess] = run_validate,
     report: Callable[[Check], None] | None = None,
+    stage: LfpcStage | None = None,
 ) -> tuple[list[Check], list[str]]:
     """Run the checks, cheap ones first; returns them and the EasyR1 command (meaningful when none failed).
 
     Every check that takes seconds runs and is reported (through ``report`` as it finishes) before anything is
     built or measured; if one failed, the building and measuring checks are skipped (a dry run builds and
-    measures nothing, so there they still report what they would do).
+    measures nothing, so there they still report what they would do). ``stage``: an LFPC stage's own checks
+    (its export's command, where its model comes from; :mod:`locus_train.preflight.lfpc`), for ``task`` lfpc.
     """
     checks: list[Check] = []
 
@@ -108,14 +116,21 @@ def preflight(
         return checks, command
     add(check_real_easyr1_config(raw))
     add(check_files(cfg, plan))
-    add(check_model(plan))
+    lfpc = plan.task == "lfpc"
+    add(check_planned_model(plan, stage.model_from) if lfpc and stage.model_from else check_model(plan))
     add(check_paths(plan))
-    add(check_reward(cfg))
+    add(check_lfpc_reward(cfg) if lfpc else check_reward(cfg))
     add(check_gpus(plan))
     failed = [check.name for check in checks if check.ok is False]
     if failed and not plan.dry_run:
         for name in EXPENSIVE:
             add(Check(name, None, f"not run: fix {', '.join(failed)} first (nothing was built or measured)"))
+        return checks, command
+    if lfpc:
+        add(check_lfpc_dataset(plan, cfg, validate, stage.producer))
+        add(check_batch_fits(cfg))
+        frame = cfg["worker"]["reward"]["reward_function_kwargs"]["coord_frame"]
+        add(check_prompt_lengths(cfg, plan, system_prompt_file(lfpc_settings(plan), frame, plan.root)))
         return checks, command
     add(check_dataset(plan, validate))
     add(check_batch_fits(cfg))

@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,17 @@ from locus_data.errors import UserError
 from locus_data.rows import read_batches
 from locus_reward.frames import to_model
 from locus_reward.ground_truth import dumps, loads
+from locus_reward.options import LfpcOptions
 from locus_reward.parsing import format_answer
-from locus_train.easyr1_config import PINNED_COMMIT, locus_errors, resolve, schema_errors, startup_errors
+from locus_train.easyr1.config import LFPC_SECTION, LfpcConfig, lfpc_errors, read_lfpc
+from locus_train.easyr1_config import (
+    PINNED_COMMIT,
+    locus_errors,
+    resolve,
+    reward_errors,
+    schema_errors,
+    startup_errors,
+)
 from locus_train.preflight.plan import TASKS, Plan
 from locus_train.recipe import frame_options
 
@@ -110,15 +120,41 @@ def check_config(raw: Any, plan: Plan, schema: dict[str, Any]) -> tuple[Check, d
     if errors:
         return Check("config", False, "; ".join(errors)), None
     cfg = resolve(raw, schema)
-    errors = startup_errors(cfg) + locus_errors(raw, cfg, TASKS[plan.task])
+    rules = lfpc_rule_errors(raw, cfg, plan) if plan.task == "lfpc" else locus_errors(raw, cfg, TASKS[plan.task])
+    errors = startup_errors(cfg) + rules
     if errors:
         return Check("config", False, "; ".join(errors)), None
     world = cfg["trainer"]["nnodes"] * cfg["trainer"]["n_gpus_per_node"]
     return Check("config", True, f"valid against EasyR1 {PINNED_COMMIT[:7]}, batch rules hold for {world} GPUs"), cfg
 
 
+def lfpc_settings(plan: Plan) -> LfpcConfig:
+    """The run's ``lfpc:`` section: the recipe's and overlays', then ``lfpc.<key>=value`` overrides (UserError)."""
+    overrides = OmegaConf.to_container(OmegaConf.from_dotlist(plan.lfpc_overrides)).get(LFPC_SECTION)
+    return read_lfpc([plan.lfpc, overrides])
+
+
+def lfpc_rule_errors(raw: Any, cfg: dict[str, Any], plan: Plan) -> list[str]:
+    """What an LFPC run needs beyond a valid EasyR1 config: the ``lfpc:`` section and :func:`lfpc_errors`, the
+    reward's kwargs as :class:`LfpcOptions` reads them, the rules every recipe keeps (:func:`reward_errors`)."""
+    try:
+        settings = lfpc_settings(plan)
+    except UserError as err:
+        return [str(err)]
+    errors = lfpc_errors(settings, cfg, plan.root) + reward_errors(raw, cfg)
+    try:
+        LfpcOptions.from_kwargs(cfg["worker"]["reward"]["reward_function_kwargs"])
+    except (TypeError, ValueError) as err:
+        errors.append(f"worker.reward.reward_function_kwargs: {err}")
+    return errors
+
+
 def check_real_easyr1_config(raw: Any) -> Check:
     """Resolve with the installed EasyR1's own PPOConfig, as ``verl.trainer.main`` does, when it is importable."""
+    # (a module already imported counts: CPU tests install import stand-ins for vLLM, which have no spec)
+    missing = [name for name in ("verl", "vllm") if name not in sys.modules and importlib.util.find_spec(name) is None]
+    if missing:  # EasyR1's config module imports vLLM: without it the import fails anyway, after seconds of torch
+        return Check("EasyR1 PPOConfig", None, f"not importable here (No module named {missing[0]!r})")
     try:
         from verl.trainer.config import PPOConfig  # optional: only where EasyR1 is installed
     except Exception as err:  # EasyR1 missing or its vLLM import chain broken; check_easyr1 reports the first case
@@ -135,7 +171,7 @@ def check_real_easyr1_config(raw: Any) -> Check:
             ("data.format_prompt", config.data.format_prompt),
             ("worker.reward.reward_function", config.worker.reward.reward_function),
         )
-        if value is None
+        if value is None and OmegaConf.select(raw, name) is not None  # LFPC recipes set no format prompt
     ]
     if dropped:
         return Check("EasyR1 PPOConfig", False, f"EasyR1 dropped missing path(s) {dropped}")
@@ -156,13 +192,16 @@ def check_files(cfg: dict[str, Any], plan: Plan) -> Check:
     """Every referenced file is an absolute path that exists (the data files may still be built below)."""
     problems = []
     for key, path in referenced_files(cfg).items():
+        if path is None:  # an LFPC recipe's format prompt: its instructions are the system prompt
+            continue
         if not os.path.isabs(path):
             problems.append(f"{key}={path} is relative (multi-node workers resolve it elsewhere)")
         elif not os.path.isfile(path) and not key.endswith("_files"):
             problems.append(f"{key}={path} does not exist")
     if problems:
         return Check("files", False, "; ".join(problems))
-    return Check("files", True, "format prompt, reward file and data paths are absolute; referenced files exist")
+    what = "format prompt, reward file" if cfg["data"]["format_prompt"] else "reward file"
+    return Check("files", True, f"{what} and data paths are absolute; referenced files exist")
 
 
 def check_model(plan: Plan) -> Check:
@@ -191,6 +230,8 @@ def check_paths(plan: Plan) -> Check:
         problems.append(f"COCO_ROOT={plan.coco_root} is a file, not a folder")
     if problems:
         return Check("paths", False, "; ".join(problems))
+    if plan.task != "cue_search":
+        return Check("paths", True, f"DATA_DIR {plan.data_dir}")
     return Check("paths", True, f"data config {plan.data_config.name} loads; DATA_DIR {plan.data_dir}")
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from locus_data.config import SPLITS, split_path
+from locus_train.easyr1.config import LFPC_SECTION
 from locus_train.preflight.plan import Plan, absolute
 from locus_train.prompt_report import report_path
 
@@ -18,15 +19,19 @@ from locus_train.prompt_report import report_path
 def path_overrides(raw: Any, plan: Plan) -> list[str]:
     """Absolute paths for everything EasyR1 opens, plus the launcher's model and GPU layout."""
     reward_path, reward_name = str(raw.worker.reward.reward_function).rsplit(":", 1)
+    # an LFPC recipe has no format prompt: its instructions are the system prompt (lfpc.system_prompt)
+    format_prompt = raw.data.get("format_prompt")
     overrides = [
         f"data.train_files={split_path(plan.data_dir, SPLITS[0])}",
         f"data.val_files={split_path(plan.data_dir, SPLITS[1])}",
-        f"data.format_prompt={absolute(raw.data.format_prompt, plan.root)}",
+        *([f"data.format_prompt={absolute(format_prompt, plan.root)}"] if format_prompt else []),
         f"worker.reward.reward_function={absolute(reward_path, plan.root)}:{reward_name}",
         f"worker.actor.model.model_path={plan.model_path}",
         f"trainer.nnodes={plan.nnodes}",
         f"trainer.n_gpus_per_node={plan.n_gpus_per_node}",
     ]
+    if plan.checkpoint_dir is not None:
+        overrides.append(f"trainer.save_checkpoint_path={plan.checkpoint_dir}")
     if plan.ablations:
         stems = "_".join(path.stem for path in plan.ablations)
         overrides.append(f"trainer.experiment_name={raw.trainer.experiment_name}_{stems}")
@@ -34,7 +39,11 @@ def path_overrides(raw: Any, plan: Plan) -> list[str]:
 
 
 def easyr1_command(plan: Plan, overrides: list[str]) -> list[str]:
-    """EasyR1's training command: the config file it loads, then the overrides."""
+    """EasyR1's training command: the config file it loads, then the overrides (LFPC: our entry point, which reads
+    the ``lfpc:`` section and its ``lfpc.<key>=value`` overrides)."""
+    if plan.task == "lfpc":
+        entry = "locus_train.easyr1.main"
+        return [sys.executable, "-m", entry, f"config={config_file(plan)}", *overrides, *plan.lfpc_overrides]
     return [sys.executable, "-m", "verl.trainer.main", f"config={config_file(plan)}", *overrides]
 
 
@@ -52,7 +61,8 @@ def write_config_file(plan: Plan) -> None:
         return
     out = config_file(plan)
     out.parent.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(plan.raw, out)
+    composed = plan.raw if plan.lfpc is None else OmegaConf.merge(plan.raw, {LFPC_SECTION: plan.lfpc})
+    OmegaConf.save(composed, out)
 
 
 def locus_data_cli(args: list[str]) -> list[str]:
@@ -83,11 +93,14 @@ def prompt_report_path(plan: Plan) -> Path:
     return report_path(plan.data_dir)
 
 
-def measure_command(cfg: dict[str, Any], plan: Plan) -> list[str]:
+def measure_command(cfg: dict[str, Any], plan: Plan, system_prompt: Path | None = None) -> list[str]:
     data = cfg["data"]
+    prompts = ["--format-prompt", data["format_prompt"]] if data["format_prompt"] else []
+    if system_prompt is not None:
+        prompts += ["--system-prompt", str(system_prompt)]
     return [
         sys.executable, "-m", "locus_train.prompt_lengths", str(plan.data_dir), "--model", plan.model_path,
-        "--format-prompt", data["format_prompt"], "--min-pixels", str(data["min_pixels"]),
+        *prompts, "--min-pixels", str(data["min_pixels"]),
         "--max-pixels", str(data["max_pixels"]), "--max-prompt-length", str(data["max_prompt_length"]),
         "--report", str(prompt_report_path(plan)), "--quiet",
     ]  # fmt: skip

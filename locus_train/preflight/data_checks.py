@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from locus_agent.conversation import with_tool_schema
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.rows import count_rows
@@ -68,13 +69,15 @@ def check_batch_fits(cfg: dict[str, Any]) -> Check:
     return Check("train size", True, f"{rows} rows = {rows // batch} steps per epoch of {batch} prompts")
 
 
-def check_prompt_lengths(cfg: dict[str, Any], plan: Plan) -> Check:
-    """With filter_overlong_prompts off, an offline measurement must show every prompt within the budget."""
+def check_prompt_lengths(cfg: dict[str, Any], plan: Plan, system_prompt: Path | None = None) -> Check:
+    """With filter_overlong_prompts off, an offline measurement must show every prompt within the budget.
+
+    ``system_prompt``: the file every prompt opens with (an LFPC run's, tool schema included), measured too."""
     data = cfg["data"]
     if data["filter_overlong_prompts"]:
         return Check("prompt lengths", None, "EasyR1 filters overlong prompts at startup (slow on large sets)")
     report_path = prompt_report_path(plan)
-    command = measure_command(cfg, plan)
+    command = measure_command(cfg, plan, system_prompt)
     if not report_path.is_file():
         if plan.dry_run or not split_path(plan.data_dir, SPLITS[0]).is_file():
             return Check("prompt lengths", None, f"not measured yet; would run: {shlex.join(command)}")
@@ -87,12 +90,14 @@ def check_prompt_lengths(cfg: dict[str, Any], plan: Plan) -> Check:
         report = PromptLengthReport.read(report_path)
     except UserError as err:
         return Check("prompt lengths", False, str(err))
-    format_prompt = Path(data["format_prompt"]).read_text(encoding="utf-8")
+    format_prompt = Path(data["format_prompt"]).read_text(encoding="utf-8") if data["format_prompt"] else None
+    system = with_tool_schema(system_prompt.read_text(encoding="utf-8")) if system_prompt is not None else None
     stale = report.stale(
         min_pixels=data["min_pixels"],
         max_pixels=data["max_pixels"],
         model=plan.model_path,
         format_prompt_sha256=sha256(format_prompt),
+        system_prompt_sha256=sha256(system),
         limit=None,
     )
     # a split rebuilt in place keeps its path: its row count tells the old report apart

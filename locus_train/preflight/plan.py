@@ -4,16 +4,19 @@ The recipe and its ablation overlays are composed here, once; the checks and the
 """
 
 import argparse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from locus_train.easyr1_config import compose
-from locus_train.recipe import recipe_root
+from omegaconf import OmegaConf
+
+from locus_train.easyr1.config import LFPC_SECTION
+from locus_train.easyr1_config import LFPC_LAUNCH_KEYS, compose
+from locus_train.recipe import RecipeError, recipe_root
 
 
 DEFAULT_DATA_CONFIG = "config/data/locus_default.yaml"
-TASKS = {"cue_search": 2, "text_cue": 1}  # images per prompt
+TASKS = {"cue_search": 2, "text_cue": 1, "lfpc": 1}  # images per prompt (lfpc: the view; crops come in the rollout)
 
 
 @dataclass
@@ -35,6 +38,24 @@ class Plan:
     nnodes: int
     n_gpus_per_node: int
     dry_run: bool
+    lfpc: dict[str, Any] | None = None
+    """task lfpc: the recipe's (and overlays') ``lfpc:`` section, taken out of ``raw``; None for LOCUS recipes"""
+    lfpc_overrides: list[str] = field(default_factory=list)
+    """task lfpc: the ``lfpc.<key>=value`` overrides (``overrides`` keeps the EasyR1 ones)"""
+    checkpoint_dir: Path | None = None
+    """task lfpc: ``trainer.save_checkpoint_path`` (each stage's checkpoints under LFPC_OUT)"""
+    launch: dict[str, Any] = field(default_factory=dict)
+    """the overlays' merged ``locus:`` section (LFPC: selection, stage, mix_data)"""
+
+
+@dataclass
+class LfpcStage:
+    """What an LFPC stage's preflight needs to know about the stages around it."""
+
+    producer: list[str]
+    """the command that writes the stage's export (printed when it is missing)"""
+    model_from: str | None = None
+    """the earlier stage whose output the model is (in a dry run it need not exist yet); None: MODEL_PATH"""
 
 
 def absolute(path: str | Path, root: Path) -> Path:
@@ -47,13 +68,29 @@ def make_plan(args: argparse.Namespace) -> Plan:
     root = recipe_root(recipe)
     ablations = [absolute(p, root) for p in (args.ablation or "").replace(",", " ").split()]
     raw, locus = compose(recipe, ablations)
+    section, overrides = None, list(args.overrides)
+    if args.task == "lfpc":
+        section = OmegaConf.to_container(raw.pop(LFPC_SECTION)) if LFPC_SECTION in raw else None
+        if section is None:
+            raise RecipeError(f"{recipe} has no `{LFPC_SECTION}:` section; it is not an LFPC recipe")
+        prefix = f"{LFPC_SECTION}."
+        lfpc_overrides = [item for item in overrides if item.startswith(prefix)]
+        overrides = [item for item in overrides if not item.startswith(prefix)]
+    else:
+        if LFPC_SECTION in raw:
+            raise RecipeError(f"{recipe} is an LFPC recipe (`{LFPC_SECTION}:` section): launch it with "
+                              "examples/lfpc_qwen2_5_vl_7b.sh")  # fmt: skip
+        lfpc_overrides = []
+        lfpc_keys = sorted(set(locus) & set(LFPC_LAUNCH_KEYS))
+        if lfpc_keys:
+            raise RecipeError(f"`locus:` keys {lfpc_keys} are for LFPC overlays (LFPC_ABLATION), not LOCUS recipes")
     recipe_data_dir = absolute(Path(str(raw.data.train_files)).parent, root)
     return Plan(
         root=root,
         recipe=recipe,
         ablations=ablations,
         raw=raw,
-        overrides=args.overrides,
+        overrides=overrides,
         task=args.task,
         model_path=args.model_path or str(raw.worker.actor.model.model_path),
         data_dir=absolute(args.data_dir or locus.get("data_dir") or recipe_data_dir, root),
@@ -62,4 +99,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
         nnodes=args.nnodes,
         n_gpus_per_node=args.n_gpus_per_node,
         dry_run=args.dry_run,
+        lfpc=section,
+        lfpc_overrides=lfpc_overrides,
+        checkpoint_dir=absolute(args.checkpoint_dir, root) if getattr(args, "checkpoint_dir", None) else None,
+        launch=locus,
     )

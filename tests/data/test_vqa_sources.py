@@ -215,3 +215,28 @@ def test_sources_from_different_folders_merge_into_one_manifest_and_export(cof, 
     assert main(duplicate) == 2 and "id 'cof-000000' is in both" in capsys.readouterr().err
     export_lfpc(out, tmp_path / "export", val=1, progress=False)
     assert check_export(tmp_path / "export", progress=False).ok
+
+
+def test_merge_equal_draws_as_many_questions_from_each_manifest(tmp_path, capsys):
+    # Table 8's 1:1 "Mix Data": the larger manifest gives a seeded draw of the smaller's size, in its own order; the
+    # same seed gives the same draw, another seed (here) another one
+    from locus_data.synth_vqa import synth_vqa
+
+    big = synth_vqa(tmp_path / "big", 6, seed=0, progress=False)
+    small = tmp_path / "small.jsonl"
+    rows = [json.loads(line) for line in big.read_text().splitlines()[:2]]
+    for row in rows:
+        row["id"], row["image"] = row["id"] + "_boxed", str(big.parent / row["image"])
+    small.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    def draw(seed: int, name: str) -> list[str]:
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["merge-vqa", str(big), str(small), "--out", str(out), "--equal", "--seed", str(seed)]) == 0
+        return [item.id for item in read_manifest(out)]
+
+    first = draw(0, "a")
+    assert "wrote 4 questions from 2 manifests" in capsys.readouterr().out
+    assert first[2:] == ["synthvqa_00000_boxed", "synthvqa_00001_boxed"] and len(set(first[:2])) == 2
+    assert first[:2] == sorted(first[:2]) and all(not i.endswith("_boxed") for i in first[:2])
+    assert draw(0, "b") == first
+    assert {tuple(draw(seed, f"s{seed}")[:2]) for seed in range(1, 6)} != {tuple(first[:2])}

@@ -35,3 +35,53 @@ def test_plot_training_without_a_log_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["plot-training", str(tmp_path)])
     assert "no experiment_log.jsonl" in capsys.readouterr().err
+
+
+def write_lfpc_log(path):
+    # an LFPC run's log as EasyR1's FileLogger writes it: the LFPC reward's keys and the crop-tool rollout's
+    # rollout_* figures under reward/ (training) and val/<key>_reward (validation)
+    lines = []
+    for step in range(1, 11):
+        reward = {"overall": 1.0 + 0.1 * step, "accuracy": 0.4 + 0.03 * step, "format": 0.9, "tool": 0.3,
+                  "tool_calls": 1.0 + 0.1 * step, "turns": 2.0 + 0.1 * step, "iou": 0.02 * step,
+                  "overlap": 0.05 * step, "bbox_ratio": 0.3 - 0.02 * step, "rollout_max_turns": 0.1,
+                  "rollout_crop_tokens": 800.0 - 30 * step, "rollout_turns": 2.0 + 0.1 * step}  # fmt: skip
+        lines.append({"step": step, "reward": reward, "response_length": {"mean": 900.0}})
+        if step % 5 == 0:
+            val = {"overall_reward": 1.2, "accuracy_reward": 0.5, "tool_calls_reward": 1.4}
+            lines.append({"step": step, "val": val})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+def test_plot_training_draws_lfpc_dynamics_beside_the_reward(tmp_path):
+    # Figs. 5-6: the dynamics appear as panels when the log holds them, validation points included; a LOCUS log
+    # keeps its four panels only
+    from locus_eval.plots import training_panels
+
+    log = write_lfpc_log(tmp_path / "experiment_log.jsonl")
+    titles = [title for title, _, _ in training_panels(read_experiment_log(log))]
+    assert titles == [
+        "Reward (overall)",
+        "IoU",
+        "Format",
+        "Accuracy",
+        "Tool calls / trajectory",
+        "Turns",
+        "Hit max turns",
+        "Crop overlap",
+        "BBox ratio",
+        "Crop visual tokens",
+    ]
+    locus = write_log(tmp_path / "locus.jsonl")
+    assert [title for title, _, _ in training_panels(read_experiment_log(locus))] == [
+        "Reward (overall)",
+        "IoU",
+        "ACC@0.5",
+        "Format",
+    ]
+    main(["plot-training", str(tmp_path), "--out", str(tmp_path / "lfpc.png")])
+    from PIL import Image
+
+    with Image.open(tmp_path / "lfpc.png") as image:  # 10 panels: a 4-column grid of 3 rows
+        assert image.size == (int(4 * 4.2 * 150), int(3 * 3.4 * 150))

@@ -10,7 +10,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 RECIPES = sorted((REPO_ROOT / "config").glob("locus_*.yaml"))
-ABLATIONS = sorted((REPO_ROOT / "config" / "ablations").glob("*.yaml"))
+LFPC_RECIPES = sorted((REPO_ROOT / "config").glob("lfpc_stage*.yaml"))
+LFPC_ABLATIONS = sorted((REPO_ROOT / "config" / "ablations").glob("lfpc_*.yaml"))
+"""the LFPC launcher's overlays (examples/lfpc_qwen2_5_vl_7b.sh); the other overlays are the LOCUS recipes'"""
+ABLATIONS = sorted(set((REPO_ROOT / "config" / "ablations").glob("*.yaml")) - set(LFPC_ABLATIONS))
 
 
 def jpeg(size: tuple[int, int], color: str) -> bytes:

@@ -53,8 +53,20 @@ DIFFERENCES: dict[str, tuple[str, dict[str, str]]] = {
             "worker.rollout.limit_images": "one image per prompt",
         },
     ),
+    "lfpc_stage2_qwen2_5_vl_7b.yaml": (
+        "lfpc_stage1_qwen2_5_vl_7b.yaml",
+        {
+            "worker.actor.model.model_path": "Stage II starts from Stage I's merged checkpoint (the launcher's)",
+            "worker.actor.optim.lr": "Table 12: 5e-7 in Stage II, 1e-6 in Stage I",
+            "worker.reward.reward_function": "Stage II adds the grounding reward (compute_score_stage2)",
+            "data.train_files": "the boxed set's export (--view original --require-boxes), not the selected one",
+            "data.val_files": "the boxed set's validation split",
+            "trainer.experiment_name": "the run's name",
+        },
+    ),
 }
-"""recipe -> (its reference recipe, {dotted key that differs: why})"""
+"""recipe -> (its reference recipe, {dotted key that differs: why}); ``lfpc_stage1_qwen2_5_vl_7b.yaml`` is a reference
+only: it shares no training setup with the LOCUS recipes (Table 12 against the LOCUS paper's)"""
 
 
 def _leaves(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -102,3 +102,34 @@ def test_collate_repeat_chunk_keep_ground_truth_with_its_prompt(recipe_setup):
             answer = json.loads(row["answer"])
             assert Image.open(BytesIO(images[0]["bytes"])).size == (answer["width"], answer["height"])
             position += 1
+
+
+def test_measure_prompts_counts_an_lfpc_runs_system_prompt(lfpc_data, checkpoints, tmp_path):
+    # the LFPC launcher's preflight measures with --system-prompt (the agent's prompt, tool schema included): its
+    # report must hold the lengths EasyR1's dataset gives the shipped Stage I recipe through our entry point's
+    # system-prompted processor, and a measurement without it must be shorter (it would pass overlong prompts)
+    from locus_data.yaml_config import read_yaml
+    from locus_train.easyr1.config import system_prompt_file
+    from locus_train.easyr1.main import build_config, system_prompted
+    from locus_train.easyr1.step import FORCED, path_overrides
+    from locus_train.prompt_lengths import main as measure_prompts
+    from locus_train.prompt_report import PromptLengthReport
+
+    from ..conftest import REPO_ROOT
+
+    recipe, model = REPO_ROOT / "config/lfpc_stage1_qwen2_5_vl_7b.yaml", checkpoints["qwen2_5_vl"]
+    overrides = path_overrides(read_yaml(recipe), REPO_ROOT, lfpc_data, str(model)) + FORCED
+    config = build_config([f"config={recipe}", *overrides], REPO_ROOT)
+    processor = system_prompted(load_processor(model), config, REPO_ROOT)
+    dataset = rlhf_dataset(config, "train", processor)
+    easyr1_lengths = [int(dataset[i]["attention_mask"].sum()) for i in range(len(dataset))]
+    system = system_prompt_file(config.worker.rollout.lfpc, "qwen2_5_vl", REPO_ROOT)
+    data = config.data
+    argv = [str(lfpc_data), "--model", str(model), "--min-pixels", str(data.min_pixels), "--max-pixels"]
+    argv += [str(data.max_pixels), "--max-prompt-length", str(data.max_prompt_length), "--splits", "train", "--quiet"]
+    assert measure_prompts([*argv, "--system-prompt", str(system), "--report", str(tmp_path / "with.json")]) == 0
+    report = PromptLengthReport.read(tmp_path / "with.json")
+    assert (report.splits["train"].min, report.splits["train"].max) == (min(easyr1_lengths), max(easyr1_lengths))
+    assert report.system_prompt == str(system) and report.system_prompt_sha256 is not None
+    assert measure_prompts([*argv, "--report", str(tmp_path / "without.json")]) == 0
+    assert PromptLengthReport.read(tmp_path / "without.json").splits["train"].max < max(easyr1_lengths)

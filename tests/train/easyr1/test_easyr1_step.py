@@ -132,6 +132,31 @@ def test_two_locus_steps_through_the_installed_command(small_data, checkpoints, 
     assert rows[0]["response_tokens"] <= 64 and "reward/iou" in rows[0]  # the cue-search reward's keys
 
 
+@pytest.mark.slow  # 65-105 s each on 2 cores: the agent's full system prompt pads every prompt to 3,072 tokens
+@pytest.mark.parametrize("stage", [1, 2])
+def test_two_steps_of_the_shipped_lfpc_recipes_with_the_cpu_preset(stage, lfpc_data, checkpoints, tmp_path):
+    # the recipes a cluster runs (Table 12's, the agent's own system prompt, no KL), with only the --cpu preset
+    # written next to the command, through the installed console script: Stage I generates with HF, Stage II
+    # replays a zooming and a wrong rollout per question so its grounding reward is exercised
+    script = Path(sys.executable).with_name("locus-train")
+    recipe = REPO_ROOT / f"config/lfpc_stage{stage}_qwen2_5_vl_7b.yaml"
+    out = tmp_path / "out"
+    rollout = "hf" if stage == 1 else f"replay:{replay_file(tmp_path / 'replay.jsonl')}"
+    argv = [str(script), "easyr1-step", "--config", str(recipe), "--cpu", "--model", str(checkpoints["qwen2_5_vl"])]
+    argv += ["--data", str(lfpc_data), "--steps", "2", "--rollout", rollout, "--out", str(out)]
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = read_metrics(out)
+    assert len(rows) == 2 and all(set(METRICS) <= set(row) for row in rows)
+    assert all("reward/rollout_turns" in row and "reward/accuracy" in row for row in rows)
+    if stage == 2:
+        assert all(
+            row["reward/iou"] > 0 and row["reward/grounding"] > 0 and row["masked_tool_tokens"] > 0 for row in rows
+        )
+        assert all(row["grad_norm"] > 0 and row["max_abs_param_delta"] > 0 for row in rows)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # bad input
 # ----------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from locus_data.errors import UserError
 from tests.testing_utils import require_easyr1
 
-from ..conftest import REPO_ROOT
+from ..conftest import LFPC_ABLATIONS, LFPC_RECIPES, REPO_ROOT
 from .lfpc_setup import RECIPES
 
 
@@ -79,3 +79,25 @@ def test_the_worker_adopts_easyr1s_rollout(lfpc_data, checkpoints, monkeypatch):
     assert isinstance(worker.rollout, MultiTurnRollout) and worker.rollout.inference_engine is engine
     assert worker.rollout.coord_frame == "qwen3_vl" and worker.rollout.lfpc == config.worker.rollout.lfpc
     assert len(worker.rollout.logit_bias) == 4  # every vision marker, not only the image pad
+
+
+@pytest.mark.parametrize("ablation", [None, *LFPC_ABLATIONS], ids=lambda p: p.stem if p else "recipe")
+@pytest.mark.parametrize("recipe", LFPC_RECIPES, ids=lambda p: p.stem)
+def test_shipped_recipes_and_overlays_build_with_easyr1s_own_config(recipe, ablation, tmp_path):
+    # what the launcher hands our entry point (the recipe, or recipe + overlay as it writes it under runs/) becomes
+    # EasyR1's real PPOConfig with the section under the rollout, and passes every LFPC rule
+    from omegaconf import OmegaConf
+
+    from locus_data.yaml_config import read_yaml
+    from locus_train.easyr1.main import build_config
+    from locus_train.easyr1_config import LOCUS_SECTION
+
+    path = recipe
+    if ablation is not None:
+        overlay = read_yaml(ablation)
+        overlay.pop(LOCUS_SECTION, None)  # the launcher's own keys, never EasyR1's
+        path = tmp_path / "easyr1_config.yaml"
+        OmegaConf.save(OmegaConf.merge(read_yaml(recipe), overlay), path)
+    config = build_config([f"config={path}"], REPO_ROOT)
+    assert (config.worker.rollout.lfpc.max_turns, config.worker.rollout.lfpc.max_tokens_per_turn) == (5, 2048)
+    assert config.worker.actor.global_batch_size == 32 and config.worker.rollout.response_length == 20480
