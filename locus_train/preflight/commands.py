@@ -95,7 +95,8 @@ def prompt_report_path(plan: Plan) -> Path:
 
 def measure_command(cfg: dict[str, Any], plan: Plan, system_prompt: Path | None = None) -> list[str]:
     data = cfg["data"]
-    prompts = ["--format-prompt", data["format_prompt"]] if data["format_prompt"] else []
+    # "none": a recipe without a format prompt (LFPC's questions carry their own instruction) says so explicitly
+    prompts = ["--format-prompt", data["format_prompt"] or "none"]
     if system_prompt is not None:
         prompts += ["--system-prompt", str(system_prompt)]
     return [
