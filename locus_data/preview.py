@@ -109,6 +109,16 @@ def _tile(row: dict, index: int) -> Image.Image:
     return tile
 
 
+def _sample(path: Path, n: int, seed: int, columns: list[str] | None = None) -> tuple[list[int], list[dict]]:
+    """``n`` row indices of the split file ``path`` drawn with ``seed`` (sorted), and those rows."""
+    pf = open_parquet(path)
+    total = pf.metadata.num_rows
+    if total == 0:
+        raise UserError(f"{path} has no rows")
+    picks = sorted(random.Random(seed).sample(range(total), min(n, total)))
+    return picks, _rows(path, pf, picks, columns)
+
+
 def _rows(path: Path, pf: pq.ParquetFile, picks: list[int], columns: list[str] | None = None) -> list[dict]:
     # read only the row groups holding the picked rows: a full train.parquet is many gigabytes
     if columns is not None:
@@ -133,12 +143,7 @@ def preview(
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
     target = _sheet_target(out, dataset / "preview.png", [split_path(dataset, s) for s in SPLITS])
-    pf = open_parquet(path)
-    total = pf.metadata.num_rows
-    if total == 0:
-        raise UserError(f"{path} has no rows")
-    picks = sorted(random.Random(seed).sample(range(total), min(n, total)))
-    rows = _rows(path, pf, picks, TILE_COLUMNS)
+    picks, rows = _sample(path, n, seed, TILE_COLUMNS)
     return _save_sheet(_draw(_tile, rows, path, picks, str(dataset)), target)
 
 
@@ -253,11 +258,6 @@ def preview_export(
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
     target = _sheet_target(out, export / "preview.png", [split_path(export, s) for s in SPLITS])
-    pf = open_parquet(path)
-    total = pf.metadata.num_rows
-    if total == 0:
-        raise UserError(f"{path} has no rows")
-    picks = sorted(random.Random(seed).sample(range(total), min(n, total)))
-    rows = _rows(path, pf, picks)
+    picks, rows = _sample(path, n, seed)
     # a missing original or a ground truth that does not parse: one line naming the row
     return _save_sheet(_draw(lambda row, _: _export_tile(row), rows, path, picks, str(export)), target)
