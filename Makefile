@@ -26,7 +26,7 @@ demo: $(VENV)/.core
 	@if [ -f $(DEMO)/locus_cue/stats.json ]; then \
 		echo "$(DEMO)/locus_cue is already built; validating it again (make clean-demo to rebuild)"; \
 	else \
-		$(BIN)/locus-data synth --out $(DEMO)/coco --num-images 60 --seed 0 && \
+		$(BIN)/locus-data synth --out $(DEMO)/coco --num-images 60 --seed 0 --overwrite && \
 		$(BIN)/locus-data build --config config/data/locus_default.yaml --coco-root $(DEMO)/coco \
 			--out $(DEMO)/locus_cue num_train=200 num_val=40; \
 	fi

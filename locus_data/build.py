@@ -28,6 +28,7 @@ from locus_data.build_walk import Walk
 from locus_data.coco_index import build_index
 from locus_data.config import SPLITS, DataConfig, split_path
 from locus_data.errors import UserError
+from locus_data.outputs import check_output
 from locus_data.sampling import image_order
 from locus_data.worker import WorkerPool, worker_settings
 
@@ -48,6 +49,9 @@ def build(
     if out.resolve().is_relative_to(sources.images.resolve()):
         # the build would write cues and parquet files among the source images it walks
         raise UserError(f"--out {out} is inside the source image folder {sources.images}; choose a folder outside it")
+    # the build would write parquet files, stats and cues among its own sources (and a second build would then
+    # advise removing them): an --out that is, holds or sits inside an input is refused, as is a file
+    check_output(out, sources.inputs(), expect="dir")
     if not work.exists() and any(p.exists() for p in finals):
         if resume:
             check_finished_build_matches(cfg, out)

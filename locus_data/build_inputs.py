@@ -8,8 +8,18 @@ from locus_data.errors import UserError
 
 @dataclass
 class Sources:
+    """What a build reads: the annotation file, the image folder and (with --coco-root) the folder holding both."""
+
     annotations: Path
+    """COCO-format detection file"""
     images: Path
+    """folder the annotation file's ``file_name`` entries are relative to"""
+    root: Path | None = None
+    """--coco-root, when given: the whole tree is an input, so the output may not be in it"""
+
+    def inputs(self) -> list[Path]:
+        """The paths a build's output must stay clear of (see :func:`locus_data.outputs.check_output`)."""
+        return [self.root] if self.root is not None else [self.annotations, self.images]
 
     @classmethod
     def from_args(cls, coco_root: str | None, annotations: str | None, images: str | None) -> "Sources":
@@ -25,7 +35,7 @@ class Sources:
                 raise UserError(f"--coco-root {root} has no annotations/instances_train2014.json")
             if not img.is_dir():
                 raise UserError(f"--coco-root {root} has no train2014/ image folder")
-            return cls(ann, img)
+            return cls(ann, img, root)
         if not annotations or not images:
             raise UserError("give --coco-root, or both --annotations FILE and --images DIR")
         if not Path(annotations).is_file():

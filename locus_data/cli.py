@@ -17,8 +17,8 @@ import os
 import sys
 from pathlib import Path
 
-from locus_data.config import SPLITS, load_config, split_path
-from locus_data.errors import UserError
+from locus_data.config import SPLITS, load_config
+from locus_data.errors import UserError, quiet_on_broken_pipe
 
 
 COMMAND_GROUP = "locus_data.commands"
@@ -55,17 +55,32 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     from locus_data.lfpc_export import is_export
+    from locus_data.rows import check_dataset_dir, split_files
     from locus_data.stats import compute_stats, to_markdown
 
-    out = Path(args.dataset)
-    if not any(split_path(out, split).is_file() for split in SPLITS):
-        raise UserError(f"{out} has no train.parquet or val.parquet")
+    out = check_dataset_dir(args.dataset)
+    split_files(out)  # a folder without split files, or with folders in their place, is named as such
     if is_export(out):
         raise UserError(f"{out} is an LFPC export: its counts are in {out / 'export.json'} (stats is for cue search)")
-    old = json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {}
+    old = _previous_stats(out / "stats.json")
     stats = compute_stats(out, old.get("config"), old.get("build"))
+    empty = [split for split, s in stats["splits"].items() if not s["rows"]]
+    if empty:
+        raise UserError(f"{out}: {' and '.join(empty)} split has no rows; rebuild the dataset (locus-data build)")
     print(json.dumps(stats, indent=2) if args.json else to_markdown(stats), end="" if not args.json else "\n")
     return 0
+
+
+def _previous_stats(path: Path) -> dict:
+    # the build's own counters live only in stats.json; a damaged copy loses them, not the recomputed table
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        print(f"locus-data: note: {path} is not readable JSON ({err}); build counters left out", file=sys.stderr)
+        return {}
+    return old if isinstance(old, dict) else {}
 
 
 def _preview(args: argparse.Namespace) -> int:
@@ -86,7 +101,7 @@ def _preview(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from locus_data.synth import synth
 
-    path = synth(args.out, args.num_images, args.seed, progress=not args.quiet)
+    path = synth(args.out, args.num_images, args.seed, progress=not args.quiet, overwrite=args.overwrite)
     print(f"wrote {args.num_images} images and {path}")
     return 0
 
@@ -252,9 +267,10 @@ def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
         description="Draw textured scenes with many small, overlapping shapes and write them in the COCO 2014 "
         "layout (annotations/instances_train2014.json, train2014/*.jpg), usable with --coco-root.",
     )
-    sy.add_argument("--out", required=True, help="output folder")
-    sy.add_argument("--num-images", type=int, default=60, help="images to draw (default 60)")
-    sy.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sy.add_argument("--out", required=True, help="output folder (refused when not empty, unless --overwrite)")
+    sy.add_argument("--num-images", type=int, default=60, help="images to draw, at least 1 (default 60)")
+    sy.add_argument("--seed", type=int, default=0, help="random seed, non-negative (default 0)")
+    sy.add_argument("--overwrite", action="store_true", help="write into a non-empty --out (same names replaced)")
     sy.add_argument("--quiet", action="store_true", help="no progress bar")
     sy.set_defaults(func=_synth)
 
@@ -374,6 +390,7 @@ def _summary(entry: importlib.metadata.EntryPoint) -> str:
     return doc.split("\n", 1)[0].split(": ", 1)[-1].rstrip(".")
 
 
+@quiet_on_broken_pipe
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:

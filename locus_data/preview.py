@@ -20,9 +20,10 @@ from PIL import Image, ImageDraw, ImageFont
 from locus_data import lfpc_schema as ls
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
-from locus_data.images import open_image
+from locus_data.images import BadImage, load_image
+from locus_data.outputs import atomic_path, check_output
 from locus_data.problems import IMAGE_MARKER
-from locus_data.rows import open_parquet, read_batches
+from locus_data.rows import check_dataset_dir, check_split_file, open_parquet, read_batches, require_columns
 from locus_data.schema import (
     ANSWER,
     AREA_RATIO,
@@ -44,13 +45,39 @@ FULL_W, FULL_H, CUE_BOX, CAPTION_H, PAD = 400, 300, 180, 34, 10
 COLUMNS = 2
 
 
-def _open(entry) -> Image.Image:
-    return open_image(entry).convert("RGB")
+SHEET_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""what ``--out`` may end in (the sheet's format follows it)"""
+
+
+def _open(entry, name: object = None) -> Image.Image:
+    # a bomb or a truncated file is one line naming the row (BadImage), never a decoder traceback
+    return load_image(entry, name)
+
+
+def _sheet_target(out: str | Path | None, default: Path, inputs: list[Path]) -> Path:
+    """--out (or the default) checked before anything is drawn: an image path, not a folder nor an input."""
+    return check_output(Path(out) if out else default, inputs, suffixes=SHEET_SUFFIXES)
+
+
+def _draw(tile, rows: list[dict], path: Path, labels: list[int], hint: str) -> list[Image.Image]:
+    tiles = []
+    for index, row in zip(labels, rows):
+        try:
+            tiles.append(tile(row, index))
+        except BadImage as err:
+            raise UserError(f"{path} row {index}: {err}") from None
+        except (OSError, ValueError, KeyError, TypeError) as err:  # a ground truth that does not parse, a bad box
+            raise UserError(f"{path} row {index}: cannot draw it ({err}); run locus-data validate {hint}") from None
+    return tiles
+
+
+TILE_COLUMNS = [IMAGES, ANSWER, IMAGE_ID, SIZE_BIN, AREA_RATIO, CUE_SOURCE, CUE_SCALE, CUE_UPSAMPLED]
+"""what a cue-search tile reads"""
 
 
 def _tile(row: dict, index: int) -> Image.Image:
     tile = Image.new("RGB", (FULL_W + CUE_BOX + 3 * PAD, FULL_H + CAPTION_H + 2 * PAD), (245, 245, 245))
-    full, cue = _open(row[IMAGES][0]), _open(row[IMAGES][1])
+    full, cue = _open(row[IMAGES][0], "full image"), _open(row[IMAGES][1], "cue")
     gt = loads(row[ANSWER])
     scale = min(FULL_W / full.width, FULL_H / full.height)
     shown = full.resize((round(full.width * scale), round(full.height * scale)), Image.Resampling.BILINEAR)
@@ -82,8 +109,10 @@ def _tile(row: dict, index: int) -> Image.Image:
     return tile
 
 
-def _rows(path: Path, pf: pq.ParquetFile, picks: list[int]) -> list[dict]:
+def _rows(path: Path, pf: pq.ParquetFile, picks: list[int], columns: list[str] | None = None) -> list[dict]:
     # read only the row groups holding the picked rows: a full train.parquet is many gigabytes
+    if columns is not None:
+        require_columns(path, pf.schema_arrow.names, columns)
     rows, start = [], 0
     for group in range(pf.metadata.num_row_groups):
         size = pf.metadata.row_group(group).num_rows
@@ -99,20 +128,18 @@ def preview(
     dataset: str | Path, n: int = 12, split: str = SPLITS[0], out: str | Path | None = None, seed: int = 0
 ) -> Path:
     """Write a grid of ``n`` rows of ``split`` drawn at random with ``seed``; returns the PNG path."""
-    dataset = Path(dataset)
-    path = split_path(dataset, split)
-    if not path.is_file():
-        raise UserError(f"{path} does not exist; build the dataset first")
+    dataset = check_dataset_dir(dataset)
+    path = check_split_file(split_path(dataset, split))
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
+    target = _sheet_target(out, dataset / "preview.png", [split_path(dataset, s) for s in SPLITS])
     pf = open_parquet(path)
     total = pf.metadata.num_rows
     if total == 0:
         raise UserError(f"{path} has no rows")
     picks = sorted(random.Random(seed).sample(range(total), min(n, total)))
-    rows = _rows(path, pf, picks)
-    tiles = [_tile(row, i) for i, row in zip(picks, rows)]
-    return _save_sheet(tiles, Path(out) if out else dataset / "preview.png")
+    rows = _rows(path, pf, picks, TILE_COLUMNS)
+    return _save_sheet(_draw(_tile, rows, path, picks, str(dataset)), target)
 
 
 BOX_COLOURS = [(230, 20, 20), (255, 140, 0), (240, 220, 0), (40, 200, 40), (30, 120, 255)]
@@ -136,8 +163,7 @@ def _detail(original: Image.Image, box: tuple[float, ...]) -> Image.Image:
 
 def _vqa_tile(item: VqaItem) -> Image.Image:
     tile = Image.new("RGB", (FULL_W + CUE_BOX + 3 * PAD, FULL_H + 3 * CAPTION_H // 2 + 2 * PAD), (245, 245, 245))
-    with open_image(item.image) as opened:
-        full = opened.convert("RGB")
+    full = _open(item.image)
     scale = min(FULL_W / full.width, FULL_H / full.height)
     shown = full.resize((round(full.width * scale), round(full.height * scale)), Image.Resampling.BILINEAR)
     draw = ImageDraw.Draw(shown)
@@ -164,15 +190,15 @@ def preview_manifest(manifest: str | Path, n: int = 12, out: str | Path | None =
     """
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
+    path = Path(manifest)
+    path = path / MANIFEST_NAME if path.is_dir() else path
+    default = path.parent / "preview.png" if path.name == MANIFEST_NAME else path.with_suffix(".preview.png")
+    target = _sheet_target(out, default, [path])
     items = read_manifest(manifest)
     if not items:
         raise UserError(f"{manifest} has no rows")
     picks = sorted(random.Random(seed).sample(range(len(items)), min(n, len(items))))
-    tiles = [_vqa_tile(items[i]) for i in picks]
-    path = Path(manifest)
-    path = path / MANIFEST_NAME if path.is_dir() else path
-    default = path.parent / "preview.png" if path.name == MANIFEST_NAME else path.with_suffix(".preview.png")
-    return _save_sheet(tiles, Path(out) if out else default)
+    return _save_sheet(_draw(lambda i, _: _vqa_tile(items[i]), picks, path, picks, str(manifest)), target)
 
 
 def _save_sheet(tiles: list[Image.Image], target: Path) -> Path:
@@ -182,7 +208,8 @@ def _save_sheet(tiles: list[Image.Image], target: Path) -> Path:
     for k, tile in enumerate(tiles):
         sheet.paste(tile, ((k % COLUMNS) * tile_w, (k // COLUMNS) * tile_h))
     target.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(target)
+    with atomic_path(target) as tmp:  # a failed save leaves no half-written sheet (nor an earlier one harmed)
+        sheet.save(tmp, format=Image.registered_extensions()[target.suffix.lower()])
     return target
 
 
@@ -202,8 +229,7 @@ def _export_tile(row: dict) -> Image.Image:
         draw.rectangle((x1 - 1, y1 - 1, x2, y2), outline=BOX_COLOURS[min(level, len(BOX_COLOURS) - 1)], width=2)
     tile.paste(shown, (PAD, PAD))
     if gt.boxes:
-        with open_image(entry["path"]) as opened:
-            tile.paste(_detail(opened.convert("RGB"), gt.boxes[0]), (shown.width + 2 * PAD, PAD))
+        tile.paste(_detail(_open(entry["path"]), gt.boxes[0]), (shown.width + 2 * PAD, PAD))
     question = row[PROBLEM].replace(IMAGE_MARKER, "").strip().splitlines()[0]
     caption = (
         f"{row[ls.ID]}  view {view.width}x{view.height} ({row[ls.VIEW]}) of {gt.width}x{gt.height}  "
@@ -220,18 +246,18 @@ def preview_export(
     """A grid of ``n`` rows of an LFPC export (:mod:`locus_data.lfpc_export`) drawn with ``seed``; returns the PNG."""
     export = Path(export)
     path = split_path(export, split)
+    if path.is_dir():
+        check_split_file(path)
     if not path.is_file():
         raise UserError(f"{path} does not exist; run locus-data export-lfpc first")
     if n < 1:
         raise UserError(f"--n must be >= 1, got {n}")
+    target = _sheet_target(out, export / "preview.png", [split_path(export, s) for s in SPLITS])
     pf = open_parquet(path)
     total = pf.metadata.num_rows
     if total == 0:
         raise UserError(f"{path} has no rows")
     picks = sorted(random.Random(seed).sample(range(total), min(n, total)))
     rows = _rows(path, pf, picks)
-    try:
-        tiles = [_export_tile(row) for row in rows]
-    except (OSError, ValueError) as err:  # a missing original or a ground truth that does not parse
-        raise UserError(f"{path}: cannot draw a row ({err}); run locus-data validate {export}") from None
-    return _save_sheet(tiles, Path(out) if out else export / "preview.png")
+    # a missing original or a ground truth that does not parse: one line naming the row
+    return _save_sheet(_draw(lambda row, _: _export_tile(row), rows, path, picks, str(export)), target)

@@ -40,7 +40,9 @@ def unreadable(path: Path, err: Exception) -> UserError:
 
 
 def open_parquet(path: Path) -> pq.ParquetFile:
-    """``pq.ParquetFile(path)``; a zero-byte, truncated or garbage file is a UserError naming it."""
+    """``pq.ParquetFile(path)``; a folder, a zero-byte, truncated or garbage file is a UserError naming it."""
+    if Path(path).is_dir():
+        check_split_file(path)
     try:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as err:
@@ -97,15 +99,53 @@ def image_format(image: bytes) -> str:
     raise UserError("image is neither PNG, JPEG nor WebP; re-encode the dataset images")
 
 
-def split_files(data_dir: str | Path, splits: list[str] | tuple[str, ...] = SPLITS) -> dict[str, Path]:
-    """``{split: parquet path}`` for the splits present; raises UserError if none is, or a named one is missing."""
+def check_dataset_dir(data_dir: str | Path, what: str = "dataset") -> Path:
+    """``data_dir`` as a Path; UserError naming it when it is missing or a file (the fix: its parent folder)."""
     data_dir = Path(data_dir)
+    if data_dir.is_file():
+        raise UserError(f"{what} {data_dir} is a file; give the dataset folder that holds it ({data_dir.parent})")
     if not data_dir.is_dir():
         raise UserError(f"dataset directory not found: {data_dir}")
+    return data_dir
+
+
+def check_split_file(path: str | Path) -> Path:
+    """``path`` as a Path; UserError when it is a folder or missing (say which, and how to get the file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a directory, expected a Parquet file; rebuild the dataset")
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; build the dataset first (locus-data build --out {path.parent})")
+    return path
+
+
+def split_files(data_dir: str | Path, splits: list[str] | tuple[str, ...] = SPLITS) -> dict[str, Path]:
+    """``{split: parquet path}`` for the splits present; raises UserError if none is, or a named one is missing.
+
+    A file given as the folder, or split files that are folders, are named as such (not as "missing").
+    """
+    data_dir = check_dataset_dir(data_dir)
     files = {s: split_path(data_dir, s) for s in splits if split_path(data_dir, s).is_file()}
     if not files:
+        folders = [split_path(data_dir, s) for s in splits if split_path(data_dir, s).is_dir()]
+        if folders:
+            check_split_file(folders[0])
         raise UserError(f"no {' or '.join(split_path('.', s).name for s in splits)} in {data_dir}")
     return files
+
+
+def require_columns(path: Path, names: Sequence[str], columns: Sequence[str]) -> None:
+    """The one "not a LOCUS dataset" check: UserError naming ``path`` and the ``columns`` it lacks.
+
+    >>> require_columns(Path("x.parquet"), ["a", "problem"], ["problem", "images"])
+    Traceback (most recent call last):
+    ...
+    locus_data.errors.UserError: x.parquet is not a LOCUS dataset: missing column(s) images (it has a, problem)
+    """
+    missing = [c for c in columns if c not in names]
+    if missing:
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        raise UserError(f"{path} is not a LOCUS dataset: missing column(s) {', '.join(missing)} (it has {shown})")
 
 
 def count_rows(path: Path) -> int:
@@ -133,9 +173,7 @@ def read_batches(
     parquet = open_parquet(path)
     names = parquet.schema_arrow.names
     if columns is not None:
-        missing = [c for c in columns if c not in names]
-        if missing:
-            raise UserError(f"{path} is not a LOCUS dataset: missing column(s) {', '.join(missing)}")
+        require_columns(path, names, columns)
         columns = [*columns, *(c for c in optional if c in names and c not in columns)]
     left = limit
     try:

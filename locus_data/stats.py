@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from locus_data.config import SIZE_BINS, SPLITS, DataConfig, split_path, to_dict
+from locus_data.outputs import atomic_write_text
 from locus_data.rows import read_batches
 from locus_data.schema import AREA_RATIO, CROP_BOX, CUE_HEIGHT, CUE_SCALE, CUE_UPSAMPLED, CUE_WIDTH, IMAGE_ID, SIZE_BIN
 
@@ -68,8 +69,8 @@ def compute_stats(out: Path, cfg: DataConfig | dict | None, build_info: dict[str
 
 def write_stats(out: Path, cfg: DataConfig, build_info: dict[str, Any]) -> dict[str, Any]:
     stats = compute_stats(out, cfg, build_info)
-    (out / "stats.json").write_text(json.dumps(stats, indent=2) + "\n")
-    (out / "stats.md").write_text(to_markdown(stats))
+    atomic_write_text(out / "stats.json", json.dumps(stats, indent=2) + "\n")
+    atomic_write_text(out / "stats.md", to_markdown(stats))
     return stats
 
 

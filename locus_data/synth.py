@@ -19,6 +19,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
+from locus_data.errors import UserError
+from locus_data.outputs import atomic_write_text, check_output
+
 
 SIZES = [(640, 480), (500, 375), (427, 640), (640, 427), (480, 640), (375, 500), (640, 360), (612, 612)]
 CATEGORIES = ["disc", "box", "triangle", "ring", "cross", "diamond"]
@@ -112,10 +115,23 @@ def synth_image(rng: np.random.Generator, width: int, height: int, spec: SynthSp
 
 
 def synth(
-    out: str | Path, num_images: int, seed: int = 0, spec: SynthSpec = SynthSpec(), progress: bool = True
+    out: str | Path,
+    num_images: int,
+    seed: int = 0,
+    spec: SynthSpec = SynthSpec(),
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> Path:
-    """Write the dataset under ``out``; returns the annotation file path."""
-    out = Path(out)
+    """Write the dataset under ``out``; returns the annotation file path.
+
+    ``out`` must be new or empty unless ``overwrite`` (a COCO root given by mistake keeps its annotations);
+    ``num_images`` must be at least 1 and ``seed`` non-negative: UserError otherwise.
+    """
+    if num_images < 1:
+        raise UserError(f"--num-images must be at least 1, got {num_images}")
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
+    out = check_output(out, expect="dir", overwrite=overwrite)
     image_dir = out / "train2014"
     image_dir.mkdir(parents=True, exist_ok=True)
     (out / "annotations").mkdir(parents=True, exist_ok=True)
@@ -145,7 +161,5 @@ def synth(
             )
     categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CATEGORIES)]
     ann_path = out / "annotations" / "instances_train2014.json"
-    tmp = ann_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
-    tmp.replace(ann_path)
+    atomic_write_text(ann_path, json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return ann_path

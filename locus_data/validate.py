@@ -5,6 +5,7 @@ Every row: the EasyR1 columns and their types, exactly two ``<image>`` markers, 
 that both Qwen processors accept and that match ``cue_width``/``cue_height``, and a size bin whose area range holds
 ``area_ratio``. Image *headers* are read for every row (PIL's lazy open: sizes without decoding pixels, so 100K rows
 take seconds plus the time to read the file); ``decode`` rows per split, spread evenly, are also fully decoded.
+Decoded rows are also checked for a GT box that does not point at the cue's pixels (:mod:`locus_data.alignment`).
 Across rows: train/val image ids are disjoint and, when ``OUT/config.yaml`` is there, the split sizes and bin counts
 are exactly the configured ones.
 """
@@ -18,6 +19,7 @@ import pyarrow as pa
 from PIL import Image
 from tqdm import tqdm
 
+from locus_data.alignment import check_alignment
 from locus_data.config import IMAGE_MODES, SIZE_BINS, SPLITS, DataConfig, load_config, split_path
 from locus_data.crops import cue_problem
 from locus_data.errors import UserError
@@ -114,6 +116,11 @@ def _check_row(
     full, cue = (opened + [None])[:2]  # a text-cue row has no cue image
     if full is not None and gt is not None and full.size != (gt.width, gt.height):
         report.add("answer width/height differ from the stored full image", f"{where}: {full.size} vs {gt[1:]}")
+    elif decode and full is not None and cue is not None and gt is not None:
+        # the builder cut the cue at the GT box: the decoded pixels there must be the cue (a moved box is not)
+        alignment = check_alignment(full, cue, tuple(gt.box))
+        if not alignment.ok:
+            report.add("GT box does not match the cue's pixels", f"{where}: {alignment.describe()}")
     if cue is not None:
         min_side = cfg.min_cue_side if cfg else 32
         issue = cue_problem(cue.width, cue.height, cfg.max_cue_aspect if cfg else 200.0, min_side)
@@ -148,6 +155,9 @@ def validate(dataset: str | Path, decode: int = 64, progress: bool = True, num_i
     bins: dict[str, dict[str, int]] = {}
     for split in SPLITS:
         path = split_path(out, split)
+        if path.is_dir():
+            report.add("split file is a directory", f"{path} is a directory, expected a Parquet file")
+            continue
         if not path.is_file():
             report.add("missing split file", f"{path} does not exist")
             continue

@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from PIL import Image
 from locus_data.coco_index import SourceImage
 from locus_data.config import DataConfig
 from locus_data.crops import CueSpec, cue_problem, cue_size, downsampled_size, encode, render_cue
+from locus_data.images import ImageTooLarge, open_image
 from locus_data.sampling import plan_cues
 
 
@@ -225,13 +225,16 @@ def process_source_image(task: ImageTask, settings: WorkerSettings) -> ImageResu
         return result
     result.source_nbytes = len(data)
     try:
-        image = Image.open(BytesIO(data))
+        image = open_image(data, task.path)  # header only; over the pixel limit -> ImageTooLarge
         if image.size != (task.width, task.height):
             result.skip, result.detail = "size_mismatch", f"file {image.size}, annotation {task.width}x{task.height}"
             return result
         image.load()  # the one full decode; raises on truncated or corrupt data
         orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+    except ImageTooLarge as err:  # a decompression bomb is not a corrupt file: counted apart so the user can tell
+        result.skip, result.detail = "image_too_large", str(err)
+        return result
+    except (OSError, ValueError, SyntaxError) as err:
         result.skip, result.detail = "corrupt_image", f"{type(err).__name__}: {err}"
         return result
     if min(image.size) < cfg.min_cue_side:

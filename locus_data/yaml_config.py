@@ -41,6 +41,8 @@ def read_yaml(path: str | Path, what: str = "config file", error: type[UserError
     from omegaconf import DictConfig, OmegaConf  # only for tools given a config
 
     path = Path(path)
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory; give a YAML file in it")
     if not path.is_file():
         raise error(f"{what} not found: {path}")
     try:
@@ -48,7 +50,7 @@ def read_yaml(path: str | Path, what: str = "config file", error: type[UserError
     except Exception as err:  # yaml errors carry their own line/column
         raise error(f"{what} {path} is not valid YAML: {err}") from None
     if not isinstance(config, DictConfig):
-        raise error(f"{what} {path} must hold a mapping at the top level")
+        raise error(f"{what} {path} must hold a mapping of keys at the top level (got a {type(config).__name__})")
     return config
 
 
