@@ -245,7 +245,12 @@ would be read in the wrong frame'
 
 
 def check_checkpoint_frame(
-    path: str | Path, coord_frame: str, name: str, fix: str | None = None, override: str | None = ALLOW_FRAME_MISMATCH
+    path: str | Path,
+    coord_frame: str,
+    name: str,
+    fix: str | None = None,
+    override: str | None = ALLOW_FRAME_MISMATCH,
+    where: str = "",
 ) -> None:
     """Raise UserError when the checkpoint in ``path`` writes boxes in another frame than ``coord_frame``.
 
@@ -265,4 +270,4 @@ def check_checkpoint_frame(
     fit = MODEL_TYPE_FRAMES.get(model_type) or (fits[0] if fits else "original")
     advice = fix.format(frame=fit) if fix else f"set {name}={fit}"
     also = f", or pass {override} if you mean it" if override else ""
-    raise UserError(f"{why}; {advice}{also}")
+    raise UserError(f"{where}{why}; {advice}{also}")

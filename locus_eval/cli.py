@@ -181,24 +181,33 @@ def check_frame(args: argparse.Namespace) -> None:
     """Refuse a checkpoint of another family than the frame the command runs it in, before any model loads."""
     if getattr(args, "allow_frame_mismatch", True) or not getattr(args, "model", None):
         return
+    where, name, fix = "", "--coord-frame", None
+    recipe_fix = "give the --recipe the checkpoint was trained with (its frame is {frame})"
     if args.command == "lmms-eval":
-        frame, name = LMMS_FRAMES[args.backbone], f"--backbone {args.backbone}"
+        frame, where, name = LMMS_FRAMES[args.backbone], f"--backbone {args.backbone}: ", "coord_frame"
         fix = "give the --backbone of the checkpoint's family (its frame is {frame})"
     elif args.command == "aib":
-        frame, name = getattr(args, "recipe_frame", None), f"the coord_frame of --recipe {args.recipe}"
-        fix = "give the --recipe the checkpoint was trained with (its frame is {frame})"
+        frame, where, name, fix = (
+            getattr(args, "recipe_frame", None),
+            f"--recipe {args.recipe}: ",
+            "coord_frame",
+            recipe_fix,
+        )
     else:
         frame = getattr(args, "coord_frame", None)
-        name = getattr(args, "frame_source", None) or "--coord-frame"
-        fix = (
-            None
-            if name == "--coord-frame"
-            else "give --coord-frame {frame} or the --recipe the checkpoint was trained with"
-        )
+        if getattr(args, "frame_source", None) not in (None, "--coord-frame"):
+            where, name, fix = f"--recipe {args.recipe}: ", "coord_frame", recipe_fix + ", or --coord-frame {frame}"
     model_dir = _local_model(args.model)
     if frame is None or model_dir is None:
         return
-    check_checkpoint_frame(model_dir, frame, name, fix)
+    check_checkpoint_frame(model_dir, frame, name, fix, where=where)
+
+
+def check_pixels(args: argparse.Namespace) -> None:
+    """Refuse ``--min-pixels`` above ``--max-pixels`` (the resize would silently use one of them)."""
+    low, high = getattr(args, "min_pixels", None), getattr(args, "max_pixels", None)
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        raise UserError(f"--min-pixels {low} is above --max-pixels {high}; fix one of them")
 
 
 RUN_INPUTS = {"cue-search": ("data", "model"), "bench": ("data", "model"), "aib": ("data", "model"),
@@ -219,7 +228,10 @@ def check_outputs(args: argparse.Namespace) -> None:
     elif args.command == "plot-aib":
         check_output(args.out, expect="dir")
     elif args.command == "plot-training" and args.out is not None:
-        check_output(args.out, [args.run_dir], expect="file")
+        # the log files are the inputs (the default output sits beside them, in the run folder)
+        run = Path(args.run_dir)
+        logs = [run] if run.is_file() else [run / "experiment_log.jsonl", run / "trainer_state.json"]
+        check_output(args.out, logs, expect="file")
     elif args.command == "score" and args.out is not None:
         check_output(args.out, [args.data, args.predictions], expect="dir")
 
@@ -690,6 +702,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         apply_recipe(args)
+        check_pixels(args)
         check_frame(args)
         check_outputs(args)
         args.func(args)

@@ -54,6 +54,10 @@ def suppress_refcoco(src: str | Path, dst: str | Path) -> int:
     rows = read_jsonl(src)
     if not rows:
         raise UserError(f"{src} holds no RefCOCO rows; nothing to suppress")
+    # the source images are inputs too: a copy written over their folder would black them out in place
+    check_output(
+        dst, [src, *(src.parent / str(row.get("image", "")) for row in rows if row.get("image"))], expect="dir"
+    )
     (dst / "images").mkdir(parents=True, exist_ok=True)
 
     lines = []

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from locus_data.errors import UserError
-from locus_data.images import open_image
+from locus_data.images import ImageTooLarge, open_image
 from locus_eval.benchmarks.items import Item, Loaded
 from locus_reward.answers import LETTERS
 
@@ -40,6 +40,8 @@ def read_hrbench(tsv: str | Path) -> Loaded:
         try:
             data = base64.b64decode(cell, validate=True)
             open_image(data)  # header only: catches text that happens to be valid base64
+        except ImageTooLarge as err:
+            raise UserError(f"{tsv}: row index {row['index']}: the image {err}") from None
         except (ValueError, OSError) as err:
             raise UserError(
                 f"{tsv}: row index {row['index']}: image cell is neither base64 image bytes nor a row index "
