@@ -22,12 +22,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from locus_agent.processor import ALLOW_FRAME_MISMATCH
 from locus_train.easyr1_config import PINNED_COMMIT, RecipeError, load_schema, with_overrides
 from locus_train.preflight.checks import (
     Check,
     check_config,
     check_easyr1,
     check_files,
+    check_frame,
     check_gpus,
     check_model,
     check_omegaconf,
@@ -109,6 +111,7 @@ def preflight(
     add(check_real_easyr1_config(raw))
     add(check_files(cfg, plan))
     add(check_model(plan))
+    add(check_frame(cfg, plan))
     add(check_paths(plan))
     add(check_reward(cfg))
     add(check_gpus(plan))
@@ -121,6 +124,18 @@ def preflight(
     add(check_batch_fits(cfg))
     add(check_prompt_lengths(cfg, plan))
     return checks, command
+
+
+def env_int(variable: str) -> Callable[[str], int]:
+    """An argparse type for a count that usually comes from an environment variable: the error names both."""
+
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (set {variable} to an integer)") from None
+
+    return parse
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -137,9 +152,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ablation", default=env("LOCUS_ABLATION"), help="overlay YAML(s), comma-separated [$LOCUS_ABLATION]"
     )
-    # string defaults: argparse applies type=int to them, so NNODES=two is a usage error, not a traceback
-    parser.add_argument("--nnodes", type=int, default=env("NNODES", "1"), help="nodes [$NNODES]")
-    parser.add_argument("--n-gpus-per-node", type=int, default=env("N_GPUS_PER_NODE", "8"), help="[$N_GPUS_PER_NODE]")
+    # string defaults: argparse applies the type to them, so NNODES=two is a usage error naming the variable
+    parser.add_argument("--nnodes", type=env_int("NNODES"), default=env("NNODES", "1"), help="nodes [$NNODES]")
+    parser.add_argument(
+        "--n-gpus-per-node",
+        type=env_int("N_GPUS_PER_NODE"),
+        default=env("N_GPUS_PER_NODE", "8"),
+        help="[$N_GPUS_PER_NODE]",
+    )
+    parser.add_argument(
+        ALLOW_FRAME_MISMATCH,
+        action="store_true",
+        help="launch even when MODEL_PATH's family writes boxes in another frame than the recipe's reward",
+    )
     parser.add_argument("--dry-run", action="store_true", help="no GPU checks, no building, no launch")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="EasyR1 overrides, passed through")
     return parser.parse_args(argv)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from locus_train.easyr1_config import compose
-from locus_train.recipe import recipe_root
+from locus_train.easyr1_config import RecipeError, compose
+from locus_train.recipe import EASYR1_SECTIONS, recipe_root
 
 
 DEFAULT_DATA_CONFIG = "config/data/locus_default.yaml"
@@ -35,6 +35,8 @@ class Plan:
     nnodes: int
     n_gpus_per_node: int
     dry_run: bool
+    allow_frame_mismatch: bool = False
+    """run a checkpoint whose family writes boxes in another frame than the recipe's reward (on purpose)"""
 
 
 def absolute(path: str | Path, root: Path) -> Path:
@@ -42,11 +44,24 @@ def absolute(path: str | Path, root: Path) -> Path:
     return path if path.is_absolute() else (root / path).resolve()
 
 
+def from_cwd(path: str | Path) -> Path:
+    """A path the user typed (DATA_DIR, COCO_ROOT, --data-dir): relative ones start at the working directory."""
+    return Path(path).expanduser().resolve()
+
+
 def make_plan(args: argparse.Namespace) -> Plan:
     recipe = Path(args.recipe).expanduser().resolve()
     root = recipe_root(recipe)
     ablations = [absolute(p, root) for p in (args.ablation or "").replace(",", " ").split()]
     raw, locus = compose(recipe, ablations)
+    sections = set(raw)
+    if not sections & EASYR1_SECTIONS:
+        trl = {"grpo", "reward", "model"} & sections
+        kind = "a TRL recipe: run it with locus-train trl --config" if trl else "not an EasyR1 training recipe"
+        raise RecipeError(
+            f"{recipe} is {kind} (no {'/'.join(sorted(EASYR1_SECTIONS))} sections); the launchers' --recipe is one "
+            "of config/locus_*.yaml"
+        )
     recipe_data_dir = absolute(Path(str(raw.data.train_files)).parent, root)
     return Plan(
         root=root,
@@ -56,10 +71,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
         overrides=args.overrides,
         task=args.task,
         model_path=args.model_path or str(raw.worker.actor.model.model_path),
-        data_dir=absolute(args.data_dir or locus.get("data_dir") or recipe_data_dir, root),
+        data_dir=from_cwd(args.data_dir)
+        if args.data_dir
+        else absolute(locus.get("data_dir") or recipe_data_dir, root),
         data_config=absolute(args.data_config or locus.get("data_config") or DEFAULT_DATA_CONFIG, root),
-        coco_root=absolute(args.coco_root, root) if args.coco_root else None,
+        coco_root=from_cwd(args.coco_root) if args.coco_root else None,
         nnodes=args.nnodes,
         n_gpus_per_node=args.n_gpus_per_node,
         dry_run=args.dry_run,
+        allow_frame_mismatch=getattr(args, "allow_frame_mismatch", False),
     )
