@@ -14,6 +14,7 @@ is decoded.
 from pathlib import Path
 from typing import Any
 
+from locus_data.errors import UserError
 from locus_data.problems import IMAGE_MARKER
 from locus_data.rows import read_batches
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
@@ -69,5 +70,8 @@ def load_split(
 
 def count_images(path: str | Path) -> tuple[int, int]:
     """``(<image> markers, images)`` of the first row of a parquet split, read without decoding the file."""
-    first = next(read_batches(path, [PROBLEM, IMAGES], limit=1)).to_pylist()[0]
+    rows = next(read_batches(path, [PROBLEM, IMAGES], limit=1), None)
+    if rows is None or rows.num_rows == 0:
+        raise UserError(f"{path} has no rows; point data.dir at a built dataset (locus-data build)")
+    first = rows.to_pylist()[0]
     return str(first[PROBLEM]).count(IMAGE_MARKER), len(first[IMAGES] or [])

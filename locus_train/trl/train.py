@@ -23,6 +23,7 @@ from typing import Any
 from locus_agent.processor import check_checkpoint_frame, set_pixel_limits, vision_token_ids
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
+from locus_data.outputs import check_output
 from locus_train.prompting import chat_prompt, load_format_prompt, think_prefilled
 from locus_train.trl.config import TrainConfig, load_config, to_yaml
 from locus_train.trl.data import count_images, load_split
@@ -272,6 +273,9 @@ def check_run(cfg: TrainConfig) -> Prepared:
     except FileNotFoundError as err:
         raise UserError(f"{err}; fix data.format_prompt") from None
     model_path, model_dir = resolve_model(cfg.model.path)
+    if grpo_args.output_dir:
+        # checkpoints and the final model land there: never over the policy checkpoint or the data it reads
+        check_output(grpo_args.output_dir, [model_dir, train_file, val_file], what="grpo.output_dir", expect="dir")
     # the one frame-vs-family check (no override here: a run trained in another frame is never what was meant)
     check_checkpoint_frame(model_dir, cfg.reward.coord_frame, "reward.coord_frame", override=None)
     from locus_agent.processor import load_processor  # imports transformers
