@@ -13,6 +13,7 @@ from typing import Any
 from locus_agent import backends
 from locus_agent.backends import Request
 from locus_agent.processor import load_processor
+from locus_data.config import SPLITS, split_path
 from locus_data.rows import read_batches
 from locus_data.schema import ANN_ID, ANSWER, EASYR1_COLUMNS, IMAGE_ID, IMAGES, PROBLEM, SIZE_BIN
 from locus_eval.metrics import box_metrics, save_report, table10
@@ -52,10 +53,9 @@ METADATA = (IMAGE_ID, ANN_ID, SIZE_BIN)
 
 def load_examples(path: str | Path, limit: int | None = None) -> list[CueExample]:
     """Read a cue-search parquet; every ``answer`` is validated up front so a broken split fails before a long run."""
-    if Path(path).is_dir() and (Path(path) / "val.parquet").is_file():
-        raise ValueError(
-            f"{path} is a LOCUS dataset folder; --data is its split file, e.g. {Path(path) / 'val.parquet'}"
-        )
+    val = split_path(path, SPLITS[1])
+    if Path(path).is_dir() and val.is_file():
+        raise ValueError(f"{path} is a LOCUS dataset folder; --data is its split file, e.g. {val}")
     rows = [
         row
         for batch in read_batches(path, EASYR1_COLUMNS, optional=METADATA, limit=limit or None)

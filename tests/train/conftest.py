@@ -54,7 +54,7 @@ def tiny_dataset(tmp_path):
     return write_tiny_dataset(tmp_path / "data", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)])
 
 
-# Python runs the first sitecustomize on sys.path at startup: on PYTHONPATH, this one hides EasyR1 from the process
+# Python imports the first sitecustomize it finds at startup: put on PYTHONPATH, this one hides EasyR1 from a process
 HIDE_EASYR1 = """
 import importlib.abc
 import importlib.metadata
