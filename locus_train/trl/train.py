@@ -26,7 +26,7 @@ from locus_data.errors import UserError
 from locus_data.outputs import check_output
 from locus_train.prompting import chat_prompt, load_format_prompt, think_prefilled
 from locus_train.trl.config import TrainConfig, load_config, to_yaml
-from locus_train.trl.data import count_images, load_split
+from locus_train.trl.data import check_image_headers, count_images, load_split
 from locus_train.trl.rewards import make_reward_func
 
 
@@ -265,9 +265,10 @@ def check_run(cfg: TrainConfig) -> Prepared:
     """Every check that needs no model weights; returns what :func:`build_trainer` needs."""
     grpo_args = grpo_config(cfg)
     train_file, val_file = _split_files(cfg, evaluates=grpo_args.eval_strategy != "no")
-    for path in (train_file, val_file):
+    for path, limit in ((train_file, cfg.data.max_train_samples), (val_file, cfg.data.max_val_samples)):
         if path is not None:
             check_images(path, cfg.data.num_images)
+            check_image_headers(path, limit)
     try:
         format_prompt = load_format_prompt(cfg.data.format_prompt)
     except FileNotFoundError as err:

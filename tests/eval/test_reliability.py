@@ -6,37 +6,22 @@ the message (one line, no ``Traceback``, names the file or flag), and the inputs
 """
 
 import hashlib
-import io
 import json
 import os
-import struct
 import subprocess
-import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from tests.testing_utils import installed_command
 
-from .eval_helpers import jpeg_bytes, scene, write_predictions, write_val_parquet
+from .eval_helpers import bomb_png, jpeg_bytes, scene, write_predictions, write_val_parquet
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 Q25 = str(REPO_ROOT / "config" / "locus_qwen2_5_vl_7b.yaml")
 Q3 = str(REPO_ROOT / "config" / "locus_qwen3_vl_4b.yaml")
 EXAMPLES = [{"size": (160, 120), "box": (20, 30, 60, 70)}, {"size": (120, 160), "box": (40, 40, 100, 120)}]
-
-
-def bomb_png() -> bytes:
-    """A 48-byte-ish PNG whose header says 20000 x 20000 (PIL refuses it as a decompression bomb on open)."""
-    buffer = io.BytesIO()
-    Image.new("L", (1, 1)).save(buffer, format="PNG")
-    data = bytearray(buffer.getvalue())
-    ihdr = struct.pack(">II", 20000, 20000) + bytes(data[24:29])
-    data[16:29] = ihdr
-    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    return bytes(data)
 
 
 def tree_digest(*paths: Path) -> str:

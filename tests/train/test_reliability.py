@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from locus_data.problems import CUE_SEARCH_PROBLEM
+from tests.eval.eval_helpers import bomb_png
 from tests.testing_utils import installed_command
 
 from .conftest import REPO_ROOT, write_tiny_dataset
@@ -85,6 +86,22 @@ def test_class5_the_installed_command_refuses_before_the_model_loads(tiny_qwen2_
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "locus-train trl: error: grpo.learning_rate must be a number, got 'abc'"
     assert not (tmp_path / "out").exists()
+
+
+def test_class7_a_decompression_bomb_row_fails_the_check(tiny_qwen2_5_vl, tmp_path, capsys):
+    # a 20000 x 20000 PNG header in row 0 passed --check and would have crashed the run when sampled
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from locus_train.trl.train import main
+
+    data = write_tiny_dataset(tmp_path / "bomb", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)])
+    rows = pq.read_table(data / "train.parquet").to_pylist()
+    rows[0]["images"][0] = {"bytes": bomb_png(), "path": "bomb.png"}
+    pq.write_table(pa.Table.from_pylist(rows), data / "train.parquet")
+    assert main(trl_args(tiny_qwen2_5_vl, data, tmp_path / "out")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{data / 'train.parquet'} row 0 image 0" in err and "shrink the image" in err
 
 
 def test_class2_and_3_empty_data_and_an_output_over_the_checkpoint(tiny_qwen2_5_vl, data, tmp_path, capsys):
