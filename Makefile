@@ -5,6 +5,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
+# the demo runs the CLI through the interpreter, so `make demo PY=/any/python` works wherever the project is installed
+LOCUS_DATA = $(PY) -m locus_data.cli
 DEMO ?= demo
 
 .PHONY: demo test test-fast lint style bench clean-demo easyr1 test-easyr1 demo-train
@@ -26,12 +28,12 @@ demo: $(VENV)/.core
 	@if [ -f $(DEMO)/locus_cue/stats.json ]; then \
 		echo "$(DEMO)/locus_cue is already built; validating it again (make clean-demo to rebuild)"; \
 	else \
-		$(BIN)/locus-data synth --out $(DEMO)/coco --num-images 60 --seed 0 --overwrite && \
-		$(BIN)/locus-data build --config config/data/locus_default.yaml --coco-root $(DEMO)/coco \
+		$(LOCUS_DATA) synth --out $(DEMO)/coco --num-images 60 --seed 0 --overwrite && \
+		$(LOCUS_DATA) build --config config/data/locus_default.yaml --coco-root $(DEMO)/coco \
 			--out $(DEMO)/locus_cue num_train=200 num_val=40; \
 	fi
-	$(BIN)/locus-data validate $(DEMO)/locus_cue
-	$(BIN)/locus-data preview $(DEMO)/locus_cue --n 12
+	$(LOCUS_DATA) validate $(DEMO)/locus_cue
+	$(LOCUS_DATA) preview $(DEMO)/locus_cue --n 12
 	@echo "demo done: $(DEMO)/locus_cue/{train,val}.parquet, stats.md, preview.png"
 
 # GRPO visibly learning on a laptop: tiny model, random-label SFT warm start, then `locus-train trl` with the LOCUS

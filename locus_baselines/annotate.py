@@ -33,6 +33,7 @@ from locus_baselines.teacher import TeacherClient, TeacherConfig, TeacherError
 from locus_baselines.teacher_tasks import TASKS, TeacherTask, load_task
 from locus_data.config import SPLITS
 from locus_data.errors import UserError, reports_user_errors
+from locus_data.outputs import check_output
 from locus_data.rows import Row, example_key, iter_rows, read_batches, split_files
 from locus_data.schema import ANSWER, IMAGE_ID
 from locus_reward.frames import COORD_FRAMES
@@ -51,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="served model name")
     parser.add_argument("--out", help="annotations JSONL (default: DATA/annotations_<task>.jsonl)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="splits to annotate")
-    parser.add_argument("--limit", type=int, help="annotate at most this many examples per split (first rows)")
+    parser.add_argument(
+        "--limit", type=int, help="annotate at most N >= 1 examples per split (first rows; default: all)"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
     parser.add_argument("--max-retries", type=int, default=5, help="retries per example after the first attempt")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a silent request times out")
@@ -81,13 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @reports_user_errors
 def run(args: argparse.Namespace) -> int:
-    if (
-        args.concurrency < 1
-        or args.max_retries < 0
-        or args.timeout <= 0
-        or (args.limit is not None and args.limit < 0)
-    ):
-        raise UserError("--concurrency and --timeout must be positive, --max-retries and --limit non-negative")
+    if args.concurrency < 1 or args.max_retries < 0 or args.timeout <= 0:
+        raise UserError("--concurrency and --timeout must be positive, --max-retries non-negative")
+    _check_numbers(args)
     task = load_task(
         args.task,
         args.prompt,
@@ -115,8 +114,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(err)) from None
     files = split_files(args.data, args.splits)
     out = Path(args.out) if args.out else Path(args.data) / f"annotations_{args.task}.jsonl"
-    done = _resume(out, args.task, args.model, args.retry_failed)
+    # before the resume reads (and repairs) it: never a split file, a folder or anything but a .jsonl
+    check_output(out, [*files.values(), args.prompt], suffixes=(".jsonl",))
     keys = _dataset_keys(files, args.limit)
+    if not keys:
+        raise UserError(f"{args.data} has no rows in {', '.join(files)}; rebuild the dataset")
+    done = _resume(out, args.task, args.model, args.retry_failed)
     stale = len(done.keys() - keys)
     if stale:
         logger.warning("%d annotation(s) in %s match no example of this dataset (was it rebuilt?)", stale, out)
@@ -135,6 +138,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: every one of {stats.status['failed']} examples failed ({reasons})", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Values a real server would answer with 400 on every request, or that make every answer invalid."""
+    for flag, value in (("--limit", args.limit), ("--max-words", args.max_words), ("--max-tokens", args.max_tokens)):
+        if value is not None and value < 1:
+            hint = " (leave it out to annotate every row)" if flag == "--limit" else ""
+            raise UserError(f"{flag} must be at least 1, got {value}{hint}")
+    if args.temperature < 0:
+        raise UserError(f"--temperature must be >= 0, got {args.temperature}")
+    low, high = args.teacher_min_pixels, args.teacher_max_pixels
+    for flag, value in (("--teacher-min-pixels", low), ("--teacher-max-pixels", high)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if low is not None and high is not None and low > high:
+        raise UserError(f"--teacher-min-pixels {low} is larger than --teacher-max-pixels {high}")
 
 
 def _api_key(env_name: str | None) -> str | None:

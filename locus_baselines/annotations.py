@@ -56,16 +56,27 @@ def load_annotations(path: Path, repair: bool = False) -> dict[str, Annotation]:
     data = path.read_bytes()
     lines = data.split(b"\n")
     torn = lines.pop()  # text after the last newline: b"" for a clean file, a torn write after a kill
+    complete = False
     if torn:
         try:
             json.loads(torn)
             lines.append(torn)  # a complete record written without its newline: keep it
-            if repair:
-                with path.open("ab") as f:
-                    f.write(b"\n")
+            complete = True
         except ValueError:
-            if repair:
-                os.truncate(path, len(data) - len(torn))
+            pass
+    records = _parse_records(path, lines)
+    # repaired only once every other line has parsed: a file that is not annotations at all (a parquet given as
+    # --out by mistake) is refused above, never cut
+    if repair and torn:
+        if complete:
+            with path.open("ab") as f:
+                f.write(b"\n")
+        else:
+            os.truncate(path, len(data) - len(torn))
+    return records
+
+
+def _parse_records(path: Path, lines: list[bytes]) -> dict[str, Annotation]:
     records: dict[str, Annotation] = {}
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -135,6 +146,8 @@ class AnnotationWriter:
 def load_for_export(path: str | Path, task: str) -> dict[str, Annotation]:
     """Annotations of ``task`` from ``path`` for an exporter; raises UserError for a missing file or another task."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--annotations {path} is a directory; give the JSONL file locus-data annotate wrote")
     if not path.is_file():
         raise UserError(f"annotations file not found: {path}")
     records = load_annotations(path)

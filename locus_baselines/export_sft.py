@@ -20,7 +20,7 @@ Writes ``OUT/<split>.jsonl`` (one ``{"messages", "images", "key"}`` object per l
 import argparse
 import dataclasses
 import json
-import shutil
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -30,6 +30,8 @@ from tqdm import tqdm
 from locus_baselines.annotations import load_for_export
 from locus_data.config import SPLITS
 from locus_data.errors import UserError, reports_user_errors
+from locus_data.images import ImageTooLarge, open_image
+from locus_data.outputs import check_output, staged_output
 from locus_data.rows import Row, count_rows, image_format, iter_rows, split_files
 from locus_reward.frames import COORD_FRAMES, frame_extent, to_model
 from locus_reward.ground_truth import loads
@@ -115,6 +117,17 @@ def resolve_settings(args: argparse.Namespace) -> None:
     )
     if args.coord_frame not in COORD_FRAMES:
         raise UserError(f"{args.recipe}: unknown coord_frame {args.coord_frame!r}")
+    if recipe is not None and args.format_prompt == recipe.format_prompt and args.coord_frame != recipe.coord_frame:
+        # the recipe's prompt asks for its own frame: targets in another frame would contradict the question
+        raise UserError(
+            f"--coord-frame {args.coord_frame} contradicts {args.recipe} (coord_frame {recipe.coord_frame}, whose "
+            "format prompt asks for that frame); drop --coord-frame, or give --format-prompt for the other frame"
+        )
+    for flag, value in (("--min-pixels", args.min_pixels), ("--max-pixels", args.max_pixels)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.min_pixels is not None and args.max_pixels is not None and args.min_pixels > args.max_pixels:
+        raise UserError(f"--min-pixels {args.min_pixels} is larger than --max-pixels {args.max_pixels}")
 
 
 def _format_prompt(args: argparse.Namespace) -> str | None:
@@ -133,23 +146,31 @@ def _format_prompt(args: argparse.Namespace) -> str | None:
     return None
 
 
-def prepare_out(out: Path, data: str | Path, owned: list[str], overwrite: bool) -> None:
-    """Create ``out``; refuse the dataset's own directory, and a non-empty one unless ``overwrite``.
-
-    ``overwrite`` removes only the ``owned`` names an export writes, never anything else a user keeps there.
-    """
+def prepare_out(out: Path, data: str | Path, inputs: list[Path], overwrite: bool) -> None:
+    """Check ``out`` before anything is read or written: not the dataset's own directory, not over an input (the
+    annotations file kept in it, say), a folder, and empty unless ``overwrite``. Nothing is removed here: the
+    export is written aside and replaces only its own earlier files once complete
+    (:func:`locus_data.outputs.staged_output`)."""
     if out.resolve() == Path(data).resolve():
         raise UserError(f"--out {out} is the dataset directory; choose another")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise UserError(f"{out} is not empty; pass --overwrite to replace an earlier export")
-        for name in owned:
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    out.mkdir(parents=True, exist_ok=True)
+    check_output(out, inputs, expect="dir")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out} is not empty; pass --overwrite to replace an earlier export")
+
+
+EXPORT_FILES = ("dataset_info.json", "export_info.json", *(f"{split}.jsonl" for split in SPLITS))
+"""the top-level files an SFT export writes"""
+IMAGE_NAME = re.compile(rf"images/({'|'.join(SPLITS)})_\d{{6}}_(full|cue)\.({'|'.join(SUFFIXES.values())})")
+"""the images it writes (a user's other files under images/ are never its own)"""
+
+
+def owned_by_export(rel: str) -> bool:
+    """True for the paths (relative to --out) an SFT export writes, which ``--overwrite`` replaces.
+
+    >>> owned_by_export("images/train_000012_cue.jpg"), owned_by_export("images/keep.txt")
+    (True, False)
+    """
+    return rel in EXPORT_FILES or IMAGE_NAME.fullmatch(rel) is not None
 
 
 @reports_user_errors
@@ -159,31 +180,39 @@ def run(args: argparse.Namespace) -> int:
     annotations = load_for_export(args.annotations, "rationale")
     format_prompt = _format_prompt(args)
     out = Path(args.out)
-    owned = ["images", "dataset_info.json", "export_info.json", *(f"{split}.jsonl" for split in SPLITS)]
-    prepare_out(out, args.data, owned, args.overwrite)
-    (out / "images").mkdir()
+    prepare_out(out, args.data, [*files.values(), Path(args.annotations)], args.overwrite)
     counts: dict[str, Counter[str]] = {}
-    for split, path in files.items():
-        counts[split] = Counter()
-        progress = tqdm(iter_rows(split, path), total=count_rows(path), desc=f"export-sft {split}", unit="ex")
-        with (out / f"{split}.jsonl").open("w", encoding="utf-8") as f:
-            for row in progress:
-                record = annotations.get(row.key)
-                if record is None or record.status != "ok":
-                    counts[split]["missing" if record is None else "failed"] += 1
-                    continue
-                f.write(json.dumps(_example(row, record.text, out, format_prompt, args), ensure_ascii=False) + "\n")
-                counts[split]["written"] += 1
-    if not any(c["written"] for c in counts.values()):
-        raise UserError(
-            f"no ok annotation in {args.annotations} matches {args.data} (keys hash each row's answer and image_id, "
-            "so annotations of a rebuilt dataset do not match)"
-        )
-    _write_info(out, counts, format_prompt, args)
+    # written aside and moved into --out only once complete: an error leaves no empty JSONL nor half the images
+    with staged_output(out, owned_by_export) as stage:
+        (stage / "images").mkdir()
+        for split, path in files.items():
+            counts[split] = Counter()
+            progress = tqdm(iter_rows(split, path), total=count_rows(path), desc=f"export-sft {split}", unit="ex")
+            with (stage / f"{split}.jsonl").open("w", encoding="utf-8") as f:
+                for row in progress:
+                    record = annotations.get(row.key)
+                    if record is None or record.status != "ok":
+                        counts[split]["missing" if record is None else "failed"] += 1
+                        continue
+                    try:
+                        example = _example(row, record.text, stage, format_prompt, args)
+                    except ImageTooLarge as err:  # what LLaMA-Factory's loader (PIL) would refuse mid-training
+                        print(f"note: {row.key} skipped: {err}", file=sys.stderr)
+                        counts[split]["image_too_large"] += 1
+                        continue
+                    f.write(json.dumps(example, ensure_ascii=False) + "\n")
+                    counts[split]["written"] += 1
+        if not any(c["written"] for c in counts.values()):
+            raise UserError(
+                f"no ok annotation in {args.annotations} matches {args.data} (keys hash each row's answer and "
+                "image_id, so annotations of a rebuilt dataset do not match)"
+            )
+        _write_info(stage, counts, format_prompt, args)
     for split, c in counts.items():
+        too_large = f", {c['image_too_large']} with an image over the size limit" if c["image_too_large"] else ""
         print(
             f"export-sft {split}: {c['written']} written, {c['failed']} failed annotations skipped, "
-            f"{c['missing']} without annotation -> {out / f'{split}.jsonl'}"
+            f"{c['missing']} without annotation{too_large} -> {out / f'{split}.jsonl'}"
         )
     print(f"LLaMA-Factory: dataset_dir={out} image_min_pixels={args.min_pixels} image_max_pixels={args.max_pixels}")
     return 0
@@ -193,6 +222,8 @@ def _example(row: Row, rationale: str, out: Path, format_prompt: str | None, arg
     paths = []
     for i, role in enumerate(("full", "cue")):
         image = row.image_bytes(i)
+        with open_image(image, f"{row.key} {role} image"):  # header only: the size limit, before any copy
+            pass
         rel = f"images/{row.split}_{row.index:06d}_{role}.{SUFFIXES[image_format(image)]}"
         (out / rel).write_bytes(image)
         paths.append(rel)

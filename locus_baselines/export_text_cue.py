@@ -28,8 +28,9 @@ from locus_baselines.annotations import load_for_export
 from locus_baselines.export_sft import prepare_out
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError, reports_user_errors
+from locus_data.outputs import staged_output
 from locus_data.problems import TEXT_CUE_PROBLEM
-from locus_data.rows import example_key, open_parquet, read_batches, split_files
+from locus_data.rows import example_key, open_parquet, read_batches, require_columns, split_files
 from locus_data.schema import ANSWER, IMAGE_ID, IMAGES, PROBLEM
 
 
@@ -59,17 +60,28 @@ def text_cue_problem(expression: str) -> str:
 @reports_user_errors
 def run(args: argparse.Namespace) -> int:
     files = split_files(args.data, args.splits)
+    missing = [split for split in args.splits if split not in files]
+    if missing:  # asked for (the default is both) but not there: say so rather than export fewer splits
+        raise UserError(
+            f"{args.data} has no {', '.join(split_path('.', s).name for s in missing)}; "
+            f"pass --splits {' '.join(files)} to export only what is there"
+        )
     annotations = load_for_export(args.annotations, "refexp")
     out = Path(args.out)
-    prepare_out(out, args.data, [split_path(".", split).name for split in SPLITS], args.overwrite)
-    counts = {split: _export_split(split, path, split_path(out, split), annotations) for split, path in files.items()}
-    if not any(c["written"] for c in counts.values()):
-        for split in counts:
-            split_path(out, split).unlink()
-        raise UserError(
-            f"no ok annotation in {args.annotations} matches {args.data} (keys hash each row's answer and image_id, "
-            "so annotations of a rebuilt dataset do not match)"
-        )
+    prepare_out(out, args.data, [*files.values(), Path(args.annotations)], args.overwrite)
+    for path in files.values():  # a parquet of another schema: one line naming it, before anything is written
+        require_columns(path, open_parquet(path).schema_arrow.names, (PROBLEM, IMAGES, ANSWER, IMAGE_ID))
+    owned = {split_path(".", split).name for split in SPLITS}
+    # written aside and moved into --out only once complete: an error leaves no half-written parquet behind
+    with staged_output(out, owned.__contains__) as stage:
+        counts = {
+            split: _export_split(split, path, split_path(stage, split), annotations) for split, path in files.items()
+        }
+        if not any(c["written"] for c in counts.values()):
+            raise UserError(
+                f"no ok annotation in {args.annotations} matches {args.data} (keys hash each row's answer and "
+                "image_id, so annotations of a rebuilt dataset do not match)"
+            )
     for split, c in counts.items():
         print(
             f"export-text-cue {split}: {c['written']} written, {c['failed']} failed annotations skipped, "

@@ -33,6 +33,7 @@ from jinja2 import Template
 
 from locus_baselines.teacher import TeacherError
 from locus_data.errors import UserError
+from locus_data.images import open_image
 from locus_data.problems import IMAGE_MARKER
 from locus_data.rows import Row, image_format
 from locus_reward.frames import check_coord_frame, to_model
@@ -124,7 +125,10 @@ class TeacherTask:
         parts: list[dict] = []
         for i, piece in enumerate(pieces):
             if i != 0:
-                parts.append({"type": "image_url", "image_url": {"url": data_url(row.image_bytes(i - 1))}})
+                image = row.image_bytes(i - 1)
+                with open_image(image, f"{row.key} image {i - 1}"):  # over the size limit: this row fails, named
+                    pass
+                parts.append({"type": "image_url", "image_url": {"url": data_url(image)}})
             if piece.strip():
                 parts.append({"type": "text", "text": piece.strip("\n")})
         return parts

@@ -102,6 +102,7 @@ def build(
         "images_considered": state.images_considered,
         "images_used": state.images_used,
         "skipped_annotations": dict(sorted(index.skipped.items())),
+        "clamped_annotations": index.clamped,
         "skipped_in_walk": dict(sorted(state.skipped.items())),
         "reencoded_full_images": dict(sorted(state.reencoded.items())),
         "shortfall": missing,

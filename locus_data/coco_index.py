@@ -7,7 +7,10 @@ files (no ``iscrowd``, ``coco_url`` instead of ``file_name``) are accepted too.
 Per annotation, in this order: crowd (``iscrowd=1``) and degenerate boxes (non-finite, w or h <= 0) are never used;
 the box is clamped to the image, and dropped when nothing is left or when a side of what is left is below
 ``min_crop_size`` (skipped, not enlarged: an enlarged window would show mostly context, not the object); the size bin
-is the clamped box area over the image area. Every dropped annotation is counted by reason.
+is the clamped box area over the image area. Every dropped annotation is counted by reason, and every kept one whose
+box reached beyond the image is counted as ``clamped`` (COCO boxes often overrun the border by a fraction of a pixel:
+skipping them would drop valid objects; the cue is cut from the visible part, which is also the ground truth, so the
+pair stays consistent).
 """
 
 import contextlib
@@ -57,6 +60,8 @@ class CocoIndex:
     """dropped annotations and images, by reason"""
     num_images: int
     num_annotations: int
+    clamped: int = 0
+    """kept annotations whose box reached beyond the image and was clamped to it"""
 
 
 def load_annotations(path: str | Path) -> dict:
@@ -172,6 +177,7 @@ def build_index(path: str | Path, cfg: DataConfig) -> CocoIndex:
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
         coco.createIndex()
     skipped: Counter = Counter()
+    clamped = 0
     images: list[SourceImage] = []
     for image_id, img in coco.imgs.items():
         width, height = img["width"], img["height"]
@@ -189,10 +195,12 @@ def build_index(path: str | Path, cfg: DataConfig) -> CocoIndex:
             if size_bin is None:
                 skipped["outside_size_bins"] += 1
                 continue
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            clamped += box != (x, y, x + w, y + h)
             category = ann.get("category_id", -1)
             candidates.append(Candidate(ann["id"], category if _is_int(category) else -1, box, area_ratio, size_bin))
         if not candidates:
             skipped["no_eligible_object"] += 1
             continue
         images.append(SourceImage(image_id, file_name_of(img), width, height, tuple(candidates)))
-    return CocoIndex(images, skipped, len(data["images"]), len(data["annotations"]))
+    return CocoIndex(images, skipped, len(data["images"]), len(data["annotations"]), clamped)

@@ -21,6 +21,7 @@ which EasyR1 hits); shrink the image or drop the row (LOCUS_MAX_IMAGE_PIXELS set
 """
 
 import os
+import re
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,13 @@ def open_image(entry: Any, name: object = None) -> Image.Image:
     label = name if name is not None else "image"
     try:
         image = Image.open(source)
-    except Image.DecompressionBombError as err:
-        raise ImageTooLarge(f"{label}: {err}; shrink the image or drop the row") from None
+    except Image.DecompressionBombError as err:  # over PIL's own limit: PIL says how many pixels, not the sides
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        pixels = f"{int(found.group(1)):,} px" if found else "too many pixels"
+        raise ImageTooLarge(
+            f"{label} has {pixels}, over the {min(max_image_pixels(), DEFAULT_MAX_IMAGE_PIXELS):,} px limit (PIL's, "
+            f"which EasyR1 hits); shrink the image or drop the row"
+        ) from None
     except UnidentifiedImageError:
         raise BadImage(f"{label} is not an image PIL can read (PNG, JPEG, WebP, ...)") from None
     except FileNotFoundError:

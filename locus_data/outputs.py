@@ -29,7 +29,7 @@ locus_data.errors.UserError: --report ... is an input of this command (train.par
 import contextlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -136,3 +136,61 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` through a temporary sibling and ``os.replace``: all of it or nothing."""
     atomic_write_bytes(path, text.encode(encoding))
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def publish_dir(staging: str | Path, out: str | Path, owned: Callable[[str], bool]) -> None:
+    """Move every file of ``staging`` into ``out`` at the same relative path, after removing the earlier output.
+
+    The earlier output is the files of ``out`` whose relative path (``/``-separated) ``owned`` claims; nothing
+    else there is touched, so a user's notes or images kept beside an export survive ``--overwrite``. Each file
+    arrives by ``os.replace`` (whole or not at all); ``staging`` is removed afterwards.
+    """
+    staging, out = Path(staging), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in _files(out):
+        if owned(old.relative_to(out).as_posix()):
+            old.unlink()
+    for new in _files(staging):
+        target = out / new.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(new, target)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path, owned: Callable[[str], bool]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``out`` to write a command's whole output into.
+
+    On success its files replace the earlier output in ``out`` (:func:`publish_dir`); on any error the temporary
+    folder is removed and ``out`` is exactly as it was: a failed export leaves no empty JSONL or half a folder of
+    images behind. Check ``out`` with :func:`check_output` (``overwrite=...``) first.
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "export"
+    >>> with staged_output(out, lambda rel: rel.endswith(".jsonl")) as tmp:
+    ...     _ = (tmp / "train.jsonl").write_text("{}")
+    >>> sorted(p.name for p in out.iterdir())
+    ['train.jsonl']
+    >>> try:
+    ...     with staged_output(out, lambda rel: rel.endswith(".jsonl")) as tmp:
+    ...         _ = (tmp / "train.jsonl").write_text("")
+    ...         raise UserError("no annotation matches")
+    ... except UserError:
+    ...     pass
+    >>> (out / "train.jsonl").read_text()
+    '{}'
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = temporary_sibling(out)
+    shutil.rmtree(staging, ignore_errors=True)  # left by a killed run of this same process id
+    staging.mkdir()
+    try:
+        yield staging
+        publish_dir(staging, out, owned)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -108,6 +108,8 @@ def to_markdown(stats: dict[str, Any]) -> str:
             f"{build.get('images_with_candidates')} images offer candidates; {build.get('images_considered')} "
             f"were decoded and considered in walk order; used: {', '.join(f'{k} {v}' for k, v in used.items())}."
         )
+        if build.get("clamped_annotations"):
+            lines += ["", f"Boxes clamped to the image (partly outside, kept): {build['clamped_annotations']}"]
         for title, key in (
             ("Skipped annotations", "skipped_annotations"),
             ("Skipped while building (images or cues)", "skipped_in_walk"),

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.images import open_image
+from locus_data.outputs import check_output
 from locus_data.schema import (
     VQA_ANSWER,
     VQA_BOXES,
@@ -270,8 +271,11 @@ def merge_manifests(paths: Iterable[str | Path], out: str | Path, overwrite: boo
     unique. Image paths are rewritten relative to ``out``'s folder where they lie inside it, else absolute, so
     manifests from different folders combine (a plain ``cat`` would break their relative paths)."""
     out = Path(out)
+    paths = list(paths)
     if out.suffix != ".jsonl":
         raise UserError(f"--out {out}: a manifest is a .jsonl file")
+    # --overwrite replaces an earlier merge, never one of the manifests being merged
+    check_output(out, [manifest_path(path) for path in paths])
     if out.exists() and not overwrite:
         raise UserError(f"{out} exists; pass --overwrite to replace it")
     items, origin = [], {}

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from locus_data.errors import UserError
+from locus_data.outputs import check_output
 from locus_data.vqa import BOXES, ID, VqaItem, manifest_path, read_manifest, write_manifest
 from locus_reward import lfpc_ground_truth
 
@@ -60,11 +61,12 @@ def add_boxes(
     """Write ``out``: ``manifest`` with the annotated boxes set (replacing any there); rows without annotation are
     dropped unless ``keep_unboxed``. Returns ``(path, rows with boxes, rows written)``."""
     out = Path(out)
+    source = manifest_path(manifest)
+    check_output(out, [source, box_file])  # --overwrite replaces an earlier output, never an input
     if out.exists() and not overwrite:
         raise UserError(f"{out} exists; pass --overwrite to replace it")
     if out.suffix != ".jsonl":
         raise UserError(f"--out {out}: a manifest is a .jsonl file")
-    source = manifest_path(manifest)
     items = read_manifest(source)
     annotations = read_box_file(box_file)
     unknown = sorted(set(annotations) - {item.id for item in items})

@@ -56,6 +56,7 @@ from typing import Any
 from tqdm import tqdm
 
 from locus_data.errors import UserError
+from locus_data.outputs import check_output
 from locus_data.problems import IMAGE_MARKER
 from locus_data.vqa import MANIFEST_NAME, VqaItem, write_manifest
 from locus_reward.answers import LETTERS
@@ -168,6 +169,7 @@ def convert(
     target = out / MANIFEST_NAME if out.is_dir() or not out.suffix else out
     if target.suffix != ".jsonl":
         raise UserError(f"--out {out}: a manifest is a .jsonl file (or a folder to hold {MANIFEST_NAME})")
+    check_output(target, [source], what="--out")  # --overwrite replaces an earlier manifest, never the source
     if target.exists() and not overwrite:
         raise UserError(f"{target} exists; pass --overwrite to replace it")
     if fmt == "thinklite":

@@ -43,14 +43,22 @@ from tqdm import tqdm
 from locus_agent.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
-from locus_data.images import open_image
+from locus_data.images import BadImage, check_image_size, open_image
+from locus_data.outputs import check_output
 from locus_data.problems import IMAGE_MARKER
-from locus_data.rows import open_parquet, read_batches
+from locus_data.rows import (
+    check_dataset_dir,
+    check_split_file,
+    count_rows,
+    open_parquet,
+    read_batches,
+    require_columns,
+)
 from locus_data.schema import ANSWER, CUE_HEIGHT, CUE_WIDTH, IMAGES, PROBLEM
 from locus_reward.frames import easyr1_resize, smart_resize
 from locus_reward.ground_truth import loads
 from locus_train.images import process_image
-from locus_train.prompt_report import PromptLengthReport, SplitLengths, sha256
+from locus_train.prompt_report import PromptLengthReport, SplitLengths, report_path, sha256
 from locus_train.prompting import chat_prompt, load_format_prompt
 from locus_train.recipe import DEFAULT_FRAME, read_recipe, resolve
 
@@ -137,7 +145,9 @@ class PromptCounter:
                     f"row {first_row + i}: the prompt has {images} image placeholder(s) but the row has "
                     f"{len(row_sizes)} image(s); EasyR1's processor rejects such a row"
                 )
-            for width, height in row_sizes:
+            for k, (width, height) in enumerate(row_sizes):
+                # header arithmetic alone would pass a decompression bomb that EasyR1's loader then refuses mid-run
+                check_image_size(width, height, f"row {first_row + i} image {k}")
                 text += image(width, height)
             out.append(text)
         return out
@@ -201,7 +211,7 @@ def _header_batches(path: Path, rows: int):
         for entries in batch.column(IMAGES).to_pylist():
             row_sizes = []
             for entry in entries or []:
-                with open_image(entry) as image:
+                with open_image(entry, f"row {len(sizes)} image {len(row_sizes)}") as image:
                     row_sizes.append(image.size)
             sizes.append(row_sizes)
         yield problems, sizes
@@ -228,7 +238,12 @@ def measure_file(
         for row in rows:
             if len(lengths) == total:
                 break
-            lengths.append(prompt_length(processor, row[PROBLEM], row[IMAGES], format_prompt, min_pixels, max_pixels))
+            try:
+                lengths.append(
+                    prompt_length(processor, row[PROBLEM], row[IMAGES], format_prompt, min_pixels, max_pixels)
+                )
+            except BadImage as err:
+                raise UserError(f"row {len(lengths)}: {err}") from None
         return lengths
     counter = PromptCounter(processor, format_prompt, min_pixels, max_pixels)
     stored = _metadata_sizes(path, total) if set(SIZE_COLUMNS) <= set(parquet.schema_arrow.names) else None
@@ -267,7 +282,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="training YAML (config/locus_*.yaml) whose format prompt, pixel limits and max_prompt_length are the "
         "defaults of the four flags below",
     )
-    parser.add_argument("--format-prompt", type=Path, help="the recipe's data.format_prompt jinja file")
+    parser.add_argument(
+        "--format-prompt",
+        type=Path,
+        help="the recipe's data.format_prompt jinja file ('none': measure the bare problem); one of --recipe or "
+        "--format-prompt is required, since the format prompt adds hundreds of tokens",
+    )
     parser.add_argument(
         "--min-pixels",
         type=int,
@@ -280,14 +300,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-prompt-length", type=int, help="the recipe's data.max_prompt_length (or --recipe)")
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="splits to measure")
-    parser.add_argument("--report", type=Path, help="report JSON (default DATASET/prompt_lengths.json)")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        help=f"report JSON (default: {report_path('OUT').name} in the dataset, or in --write-filtered's OUT: "
+        "where the launcher's preflight reads it)",
+    )
     parser.add_argument(
         "--write-filtered",
         type=Path,
         metavar="OUT",
         help="also write OUT/<split>.parquet without the overlong rows (train on those files)",
     )
-    parser.add_argument("--limit", type=int, help="measure only the first N rows of each split (a quick look)")
+    parser.add_argument("--limit", type=int, help="measure only the first N >= 1 rows of each split (a quick look)")
     parser.add_argument(
         "--exact-processor",
         action="store_true",
@@ -305,6 +330,46 @@ def _fill_from_recipe(args: argparse.Namespace) -> None:
         args.format_prompt = Path(args.format_prompt)
     if args.max_prompt_length is None:
         raise UserError("give --max-prompt-length or --recipe")
+    if args.max_prompt_length < 1:
+        raise UserError(f"--max-prompt-length must be at least 1, got {args.max_prompt_length}")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1 (leave it out to measure every row), got {args.limit}")
+    for flag, value in (("--min-pixels", args.min_pixels), ("--max-pixels", args.max_pixels)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.min_pixels is not None and args.max_pixels is not None and args.min_pixels > args.max_pixels:
+        raise UserError(f"--min-pixels {args.min_pixels} is larger than --max-pixels {args.max_pixels}")
+
+
+def _check_inputs_and_outputs(args: argparse.Namespace) -> tuple[str | None, dict[str, Path], Path]:
+    """The format prompt text, the split files and the report path, each checked before the model loads."""
+    args.no_format_prompt = args.format_prompt is not None and str(args.format_prompt).lower() == "none"
+    if args.no_format_prompt:
+        args.format_prompt = None
+    try:
+        format_prompt = load_format_prompt(args.format_prompt)
+    except FileNotFoundError as err:
+        raise UserError(f"--format-prompt: {err}") from None
+    dataset = check_dataset_dir(args.dataset)
+    files = {split: check_split_file(split_path(dataset, split)) for split in args.splits}
+    for path in files.values():  # another parquet: one line naming it, before the model loads
+        require_columns(path, open_parquet(path).schema_arrow.names, (PROBLEM, IMAGES))
+    empty = [str(path) for path in files.values() if count_rows(path) == 0]
+    if empty:
+        raise UserError(f"{', '.join(empty)} has no rows; rebuild the dataset (or measure other --splits)")
+    inputs = [*files.values(), args.format_prompt, args.recipe]
+    if args.write_filtered is not None:
+        if args.limit is not None:  # known before anything is measured
+            raise UserError("--write-filtered needs every row measured (no --limit)")
+        if args.write_filtered.resolve() == args.dataset.resolve():
+            raise UserError(
+                f"--write-filtered {args.write_filtered} is the dataset itself; give another "
+                "folder (the filtered copy must not overwrite the files it is read from)"
+            )
+        check_output(args.write_filtered, inputs, what="--write-filtered", expect="dir")
+    target = args.report or report_path(args.write_filtered or args.dataset)
+    check_output(target, inputs, what="--report", suffixes=(".json",))
+    return format_prompt, files, target
 
 
 def run(args: argparse.Namespace) -> int:
@@ -314,27 +379,23 @@ def run(args: argparse.Namespace) -> int:
     except UserError as err:
         print(f"measure-prompts: error: {err}", file=sys.stderr)
         return 2
-    format_prompt = load_format_prompt(args.format_prompt)
-    files = {split: split_path(args.dataset, split) for split in args.splits}
-    missing = [str(path) for path in files.values() if not path.is_file()]
-    if missing:
-        print(f"measure-prompts: error: missing {', '.join(missing)}", file=sys.stderr)
+    try:
+        format_prompt, files, target = _check_inputs_and_outputs(args)
+    except UserError as err:
+        print(f"measure-prompts: error: {err}", file=sys.stderr)
         return 2
-    if args.write_filtered is not None:
-        if args.limit is not None:  # known before anything is measured
-            print("measure-prompts: error: --write-filtered needs every row measured (no --limit)", file=sys.stderr)
-            return 2
-        if args.write_filtered.resolve() == args.dataset.resolve():
-            print(
-                f"measure-prompts: error: --write-filtered {args.write_filtered} is the dataset itself; give another "
-                "folder (the filtered copy must not overwrite the files it is read from)",
-                file=sys.stderr,
-            )
-            return 2
     try:
         processor = load_processor(resolve_model(args.model, download=True))
     except (ModelNotFound, ValueError) as err:  # ValueError: a checkpoint without a Qwen-VL processor
         print(f"measure-prompts: error: {err}", file=sys.stderr)
+        return 2
+    if args.recipe is None and args.format_prompt is None and not args.no_format_prompt:
+        # the format prompt is hundreds of tokens: measuring without it passes prompts training will find overlong
+        print(
+            "measure-prompts: error: give --recipe (the training YAML) or --format-prompt FILE; "
+            "--format-prompt none measures the bare problem text",
+            file=sys.stderr,
+        )
         return 2
     report = PromptLengthReport(
         model=str(args.model),
@@ -374,9 +435,8 @@ def run(args: argparse.Namespace) -> int:
             kept = write_filtered(path, args.write_filtered / path.name, keep)
             report.filtered = str(args.write_filtered.resolve())
             print(f"wrote {args.write_filtered / path.name}: {kept} of {len(keep)} rows")
-    report_path = args.report or (args.write_filtered or args.dataset) / "prompt_lengths.json"
-    report.write(report_path)
-    print(f"wrote {report_path}")
+    report.write(target)
+    print(f"wrote {target}")
     # overlong rows left in the data would be right-truncated by EasyR1 (image tokens cut: the run crashes)
     return 1 if overlong and args.write_filtered is None else 0
 

@@ -21,8 +21,16 @@ from typing import Any
 from locus_data.errors import UserError
 
 
+REPORT_NAME = "prompt_lengths.json"
+"""the report's one name: measure-prompts writes it beside the data it measured, the launcher's preflight reads it
+there (it records the settings it was measured with, so a report of another recipe is stale, never trusted)"""
 REPORT_VERSION = 1
 MAX_LISTED_ROWS = 20  # overlong row indices kept in the report (the filtered copy drops all of them)
+
+
+def report_path(data_dir: str | Path) -> Path:
+    """Where the report of the dataset in ``data_dir`` lives (:data:`REPORT_NAME` inside it)."""
+    return Path(data_dir) / REPORT_NAME
 
 
 def summarize(lengths: list[int], max_prompt_length: int) -> dict[str, Any]:

@@ -107,6 +107,10 @@ def read_recipe(path: str | Path) -> RecipeSettings:
     from omegaconf import OmegaConf  # omegaconf only for tools given a recipe
 
     config = read_yaml(path, error=RecipeError)
+    if "data" not in config and "worker" not in config:  # a data config or another YAML, not a training recipe
+        raise RecipeError(
+            f"{path} is not an EasyR1 training recipe (no data or worker section); give config/locus_*.yaml"
+        )
     kwargs = OmegaConf.select(config, REWARD_KWARGS) or {}
     if kwargs.get("coord_frame") is None:
         raise RecipeError(f"{path}: {REWARD_KWARGS}.coord_frame is not set")

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from locus_data.config import SPLITS, split_path
 from locus_train.preflight.plan import Plan, absolute
+from locus_train.prompt_report import report_path
 
 
 def path_overrides(raw: Any, plan: Plan) -> list[str]:
@@ -78,7 +79,8 @@ def build_command(plan: Plan) -> list[str]:
 
 
 def prompt_report_path(plan: Plan) -> Path:
-    return plan.data_dir / f"prompt_lengths_{plan.recipe.stem}.json"
+    # the one name measure-prompts writes by default (its report records the recipe settings it was measured with)
+    return report_path(plan.data_dir)
 
 
 def measure_command(cfg: dict[str, Any], plan: Plan) -> list[str]:
