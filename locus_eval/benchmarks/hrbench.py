@@ -41,7 +41,7 @@ def read_hrbench(tsv: str | Path) -> Loaded:
             data = base64.b64decode(cell, validate=True)
             open_image(data)  # header only: catches text that happens to be valid base64
         except ImageTooLarge as err:
-            raise UserError(f"{tsv}: row index {row['index']}: the image {err}") from None
+            raise UserError(f"{tsv}: row index {row['index']}: {err}") from None
         except (ValueError, OSError) as err:
             raise UserError(
                 f"{tsv}: row index {row['index']}: image cell is neither base64 image bytes nor a row index "
