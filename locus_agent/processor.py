@@ -173,15 +173,101 @@ def vision_token_ids(processor: Any) -> set[int]:
 MODEL_TYPE_FRAMES = {"qwen2_5_vl": "qwen2_5_vl", "qwen3_vl": "qwen3_vl", "qwen3_vl_moe": "qwen3_vl"}
 """``config.json`` ``model_type`` -> the frame the model writes boxes in (MiMo-VL declares ``qwen2_5_vl``)"""
 
+ALLOW_FRAME_MISMATCH = "--allow-frame-mismatch"
+"""the flag that runs a checkpoint under another family's frame on purpose (:func:`check_checkpoint_frame`)"""
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def checkpoint_model_type(path: str | Path) -> str | None:
+    """``config.json`` ``model_type`` of a checkpoint folder, or None."""
+    model_type = _read_json(Path(path) / "config.json").get("model_type")
+    return model_type if isinstance(model_type, str) else None
+
 
 def checkpoint_coord_frame(path: str | Path) -> str | None:
     """The box frame of a checkpoint from its ``config.json`` ``model_type``, or None when it names none we know.
 
     Read as JSON, without transformers; Qwen2-VL (0-1000 boxes, 28-pixel patches) fits neither agent frame.
     """
-    file = Path(path) / "config.json"
-    try:
-        model_type = json.loads(file.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
+    return MODEL_TYPE_FRAMES.get(checkpoint_model_type(path))
+
+
+def checkpoint_patch_grid(path: str | Path) -> tuple[int, int] | None:
+    """``(patch_size, merge_size)`` of the checkpoint's image processor (``preprocessor_config.json``), or None."""
+    config = _read_json(Path(path) / "preprocessor_config.json")
+    patch, merge = config.get("patch_size"), config.get("merge_size")
+    if isinstance(patch, int) and isinstance(merge, int):
+        return patch, merge
+    return None
+
+
+def frame_mismatch(
+    path: str | Path, coord_frame: str, name: str, model_type: str | None, grid: tuple[int, int] | None
+) -> str | None:
+    """Why a checkpoint of ``model_type`` with this patch grid cannot be scored in ``coord_frame``, or None.
+
+    The pure rule behind :func:`check_checkpoint_frame`. ``original`` (stored-image pixels) fits any checkpoint.
+
+    >>> frame_mismatch("m", "qwen2_5_vl", "--coord-frame", "qwen2_5_vl", (14, 2)) is None
+    True
+    >>> frame_mismatch("m", "qwen2_5_vl", "reward.coord_frame", "qwen3_vl", (16, 2))
+    'reward.coord_frame=qwen2_5_vl expects 28-pixel patches, but m is a qwen3_vl checkpoint whose processor uses 32 \
+(patch 16 x merge 2): every box would be read in the wrong frame'
+    >>> frame_mismatch("m", "qwen3_vl", "--coord-frame", "qwen2_5_vl", None)
+    '--coord-frame=qwen3_vl, but m is a qwen2_5_vl checkpoint, which writes boxes in the qwen2_5_vl frame: every box \
+would be read in the wrong frame'
+    """
+    from locus_reward.frames import BACKBONES
+
+    if coord_frame not in BACKBONES:
         return None
-    return MODEL_TYPE_FRAMES.get(model_type)
+    expected = BACKBONES[coord_frame].factor
+    what = f"a {model_type} checkpoint" if model_type else "a checkpoint"
+    if grid is not None and grid[0] * grid[1] != expected:
+        return (
+            f"{name}={coord_frame} expects {expected}-pixel patches, but {path} is {what} whose processor uses "
+            f"{grid[0] * grid[1]} (patch {grid[0]} x merge {grid[1]}): every box would be read in the wrong frame"
+        )
+    frame = MODEL_TYPE_FRAMES.get(model_type)
+    if frame is not None and frame != coord_frame:
+        return (
+            f"{name}={coord_frame}, but {path} is {what}, which writes boxes in the {frame} frame: every box would "
+            "be read in the wrong frame"
+        )
+    return None
+
+
+def check_checkpoint_frame(
+    path: str | Path,
+    coord_frame: str,
+    name: str,
+    fix: str | None = None,
+    override: str | None = ALLOW_FRAME_MISMATCH,
+    where: str = "",
+) -> None:
+    """Raise UserError when the checkpoint in ``path`` writes boxes in another frame than ``coord_frame``.
+
+    The one check of a recipe's (or a flag's) frame against a checkpoint, run before any model loads: the family
+    comes from ``config.json`` ``model_type`` and the processor's patch grid (``preprocessor_config.json``), both
+    read as JSON. A checkpoint that names neither passes (nothing to compare). ``name`` is how the user wrote the
+    frame (``reward.coord_frame``, ``--coord-frame``, ``--recipe FILE``); ``fix`` replaces the default advice
+    (``set NAME=FRAME``); ``override`` is the flag that skips this check, named in the message.
+    """
+    from locus_reward.frames import BACKBONES
+
+    model_type, grid = checkpoint_model_type(path), checkpoint_patch_grid(path)
+    why = frame_mismatch(path, coord_frame, name, model_type, grid)
+    if why is None:
+        return
+    fits = [f for f, backbone in BACKBONES.items() if grid is not None and backbone.factor == grid[0] * grid[1]]
+    fit = MODEL_TYPE_FRAMES.get(model_type) or (fits[0] if fits else "original")
+    advice = fix.format(frame=fit) if fix else f"set {name}={fit}"
+    also = f", or pass {override} if you mean it" if override else ""
+    raise UserError(f"{where}{why}; {advice}{also}")

@@ -32,6 +32,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from locus_agent.processor import load_processor, pixel_limits
+from locus_data.config import split_path
+from locus_data.errors import UserError
 from locus_eval import plots
 from locus_eval.benchmarks.prompts import mcq_prompt
 from locus_eval.benchmarks.vstar import load_vstar
@@ -135,6 +137,8 @@ class AIBItem:
 def load_items(data: str | Path, limit: int | None = None) -> list[AIBItem]:
     """Cue-search parquet (GT = the cue's window) or a V* folder (GT = the target objects' boxes)."""
     data = Path(data)
+    if data.is_dir() and split_path(data, "val").is_file():
+        raise UserError(f"{data} is a LOCUS dataset folder; --data is its split file, e.g. {split_path(data, 'val')}")
     if data.is_dir():
         return [
             AIBItem(it.index, it.name, mcq_prompt(it), [it.image], [tuple(b) for b in it.boxes])
@@ -271,7 +275,10 @@ class AttentionProbe:
     def analyse(self, item: AIBItem, format_prompt: str | None, max_new_tokens: int) -> dict[str, Any] | None:
         import torch  # heavy: loaded only when a model runs
 
-        images = [process_image(image, self.min_pixels, self.max_pixels) for image in item.images]
+        images = [
+            process_image(image, self.min_pixels, self.max_pixels, f"{item.name} image {i}")
+            for i, image in enumerate(item.images)
+        ]
         prompt = chat_prompt(self.processor, item.problem, format_prompt)
         inputs = self.processor(text=[prompt], images=images, add_special_tokens=False, return_tensors="pt")
         inputs = inputs.to(self.device)
@@ -352,8 +359,8 @@ def run(
     """Analyse every item; write ``aib.jsonl``, ``summary.json``, ``maps/*.npz`` and the two figures."""
 
     out_dir = Path(out_dir)
-    (out_dir / "maps").mkdir(parents=True, exist_ok=True)
     items = load_items(data, limit)
+    (out_dir / "maps").mkdir(parents=True, exist_ok=True)
     format_prompt = load_format_prompt(format_prompt_path)
     probe = AttentionProbe(model, min_pixels, max_pixels, attention)
     rows, skipped = [], 0

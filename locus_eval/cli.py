@@ -11,7 +11,15 @@ import shlex
 import sys
 from pathlib import Path
 
+from locus_agent.processor import (
+    ALLOW_FRAME_MISMATCH,
+    ModelNotFound,
+    check_checkpoint_frame,
+    checkpoint_coord_frame,
+    resolve_model,
+)
 from locus_data.errors import UserError
+from locus_data.outputs import check_output
 from locus_eval.runner import GenerationConfig
 from locus_reward.frames import COORD_FRAMES
 from locus_reward.options import FrameOptions, PixelLimits
@@ -31,7 +39,49 @@ BENCH_FRAME = FrameOptions()
 
 
 def _optional_int(text: str) -> int | None:
-    return None if text.lower() in ("none", "null") else int(text)
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {value}")
+    return value
+
+
+def at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum`` (``--limit 0`` or ``--batch-size -1`` are refused, not guessed)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1) (0: no smoothing), got {value}")
+    return value
+
+
+def _add_mismatch_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        ALLOW_FRAME_MISMATCH,
+        action="store_true",
+        help="run even when the checkpoint's family (config.json model_type, patch size) writes boxes in another "
+        "frame than --coord-frame/--recipe",
+    )
 
 
 def _add_recipe_arg(parser: argparse.ArgumentParser) -> None:
@@ -69,7 +119,14 @@ def apply_recipe(args: argparse.Namespace) -> None:
             args.think_prefilled = recipe.think_prefilled
     if args.command == "bench":
         fallback = dataclasses.asdict(BENCH_FRAME)
+        # without --recipe the checkpoint says how it writes boxes (a Qwen3-VL read in pixels scores silently wrong)
+        model_dir = _local_model(args.model)
+        fallback["coord_frame"] = (checkpoint_coord_frame(model_dir) if model_dir else None) or fallback["coord_frame"]
     flags = {setting: getattr(args, flag) for flag, setting in RECIPE_FLAGS.items() if hasattr(args, flag)}
+    args.frame_source = "--coord-frame" if flags.get("coord_frame", UNSET) is not UNSET else None
+    if args.frame_source is None and recipe is not None:
+        args.frame_source = f"the coord_frame of --recipe {args.recipe}"
+    args.recipe_frame = recipe.coord_frame if recipe is not None else None
     resolved = resolve(flags, recipe, fallback, unset=UNSET)
     for flag, setting in RECIPE_FLAGS.items():
         if setting in resolved:
@@ -84,10 +141,13 @@ def _add_generation_args(
     parser.add_argument("--model", required=True, help="merged checkpoint directory (HF format)")
     parser.add_argument("--out", required=True, type=Path, help="run directory (resumed if it exists)")
     parser.add_argument("--backend", choices=("vllm", "hf"), default="vllm", help="vllm on GPUs, hf on CPU")
-    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="generation budget per answer")
-    parser.add_argument("--batch-size", type=int, default=8, help="prompts per generate call")
+    parser.add_argument(
+        "--max-new-tokens", type=at_least(1), default=max_new_tokens, help="generation budget per answer"
+    )
+    parser.add_argument("--batch-size", type=at_least(1), default=8, help="prompts per generate call")
     _add_pixel_args(parser, "", pixels)
-    parser.add_argument("--limit", type=int, default=None, help="only the first N examples (smoke runs)")
+    parser.add_argument("--limit", type=at_least(1), default=None, help="only the first N examples (default: all)")
+    _add_mismatch_arg(parser)
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model")
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vllm: share of GPU memory")
     parser.add_argument("--max-model-len", type=int, default=16384, help="vllm: prompt + response tokens")
@@ -101,6 +161,79 @@ def _add_pixel_args(parser: argparse.ArgumentParser, note: str, defaults: PixelL
             default=UNSET,
             help=f"EasyR1 data.{name}_pixels, 'none' for off (default: the recipe's, else {default}){note}",
         )
+
+
+def _local_model(model: str | None) -> Path | None:
+    """The checkpoint folder of ``--model`` (a folder, or a hub id in the local cache), or None (missing, served)."""
+    if not model:
+        return None
+    try:
+        return resolve_model(model)
+    except ModelNotFound:
+        return None  # the command names a missing checkpoint itself, after its data checks
+
+
+LMMS_FRAMES = {"qwen2_5_vl_7b": "qwen2_5_vl", "qwen3_vl_4b": "qwen3_vl", "mimo_vl_7b": "qwen2_5_vl"}
+"""``lmms-eval --backbone`` -> the family's frame, checked against the checkpoint like a recipe's"""
+
+
+def check_frame(args: argparse.Namespace) -> None:
+    """Refuse a checkpoint of another family than the frame the command runs it in, before any model loads."""
+    if getattr(args, "allow_frame_mismatch", True) or not getattr(args, "model", None):
+        return
+    where, name, fix = "", "--coord-frame", None
+    recipe_fix = "give the --recipe the checkpoint was trained with (its frame is {frame})"
+    if args.command == "lmms-eval":
+        frame, where, name = LMMS_FRAMES[args.backbone], f"--backbone {args.backbone}: ", "coord_frame"
+        fix = "give the --backbone of the checkpoint's family (its frame is {frame})"
+    elif args.command == "aib":
+        frame, where, name, fix = (
+            getattr(args, "recipe_frame", None),
+            f"--recipe {args.recipe}: ",
+            "coord_frame",
+            recipe_fix,
+        )
+    else:
+        frame = getattr(args, "coord_frame", None)
+        if getattr(args, "frame_source", None) not in (None, "--coord-frame"):
+            where, name, fix = f"--recipe {args.recipe}: ", "coord_frame", recipe_fix + ", or --coord-frame {frame}"
+    model_dir = _local_model(args.model)
+    if frame is None or model_dir is None:
+        return
+    check_checkpoint_frame(model_dir, frame, name, fix, where=where)
+
+
+def check_pixels(args: argparse.Namespace) -> None:
+    """Refuse ``--min-pixels`` above ``--max-pixels`` (the resize would silently use one of them)."""
+    low, high = getattr(args, "min_pixels", None), getattr(args, "max_pixels", None)
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        raise UserError(f"--min-pixels {low} is above --max-pixels {high}; fix one of them")
+
+
+RUN_INPUTS = {"cue-search": ("data", "model"), "bench": ("data", "model"), "aib": ("data", "model"),
+              "agent": ("data", "model", "replay"), "lmms-eval": ("model",), "suppress": ("data",)}  # fmt: skip
+"""what each command reads: its --out may not be, hold or sit inside one of them"""
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an --out that is a file where a folder is written, or that would land on the command's inputs."""
+    if args.command in RUN_INPUTS:
+        inputs = [getattr(args, name, None) for name in RUN_INPUTS[args.command]]
+        # a hub id or a served model name is no path of ours
+        inputs = [i for i in inputs if i is not None and Path(i).exists()]
+        if args.command == "cue-search" or getattr(args, "benchmark", "vstar") not in ("vstar", "manifest"):
+            # --data must be a file here: a folder is reported by the loader as the wrong kind of --data
+            inputs = [i for i in inputs if i == getattr(args, "model", None) or not Path(i).is_dir()]
+        check_output(args.out, inputs, expect="dir")
+    elif args.command == "plot-aib":
+        check_output(args.out, expect="dir")
+    elif args.command == "plot-training" and args.out is not None:
+        # the log files are the inputs (the default output sits beside them, in the run folder)
+        run = Path(args.run_dir)
+        logs = [run] if run.is_file() else [run / "experiment_log.jsonl", run / "trainer_state.json"]
+        check_output(args.out, logs, expect="file")
+    elif args.command == "score" and args.out is not None:
+        check_output(args.out, [args.data, args.predictions], expect="dir")
 
 
 def _generation(args: argparse.Namespace) -> GenerationConfig:
@@ -155,6 +288,16 @@ def cmd_score(args: argparse.Namespace) -> None:
         )
     # generation.json next to the predictions knows the pixel limits and the template; flags override it
     saved = load_settings(args.predictions.parent) or {}
+    _check_same_data(saved, Path(args.data), args.allow_other_data)
+    # the frame the run was scored in by cue-search itself (its metrics.json, unless a rescore replaced it)
+    report = _read_json(args.predictions.parent / "metrics.json")
+    run_frame = None if "rescored" in report else (report.get("scoring") or {}).get("coord_frame")
+    if run_frame and args.frame_source != "--coord-frame" and run_frame != args.coord_frame:
+        raise UserError(
+            f"the run was generated and scored with coord_frame={run_frame} ({args.predictions.parent}/metrics.json) "
+            f"but {args.frame_source} is {args.coord_frame}; give the run's recipe, or --coord-frame "
+            f"{args.coord_frame} to rescore in another frame on purpose"
+        )
 
     def pick(name: str, default):
         value = getattr(args, name)
@@ -175,8 +318,39 @@ def cmd_score(args: argparse.Namespace) -> None:
     examples = cue_search.load_examples(args.data)
     rows = cue_search.score_predictions(examples, read_predictions(args.predictions), config, args.allow_partial)
     out = args.out or args.predictions.parent
-    cue_search.write_report(out, rows, config, label=args.label or out.name)
+    metrics_file = out / "metrics.json"
+    if metrics_file.is_file() and not args.overwrite and "rescored" not in _read_json(metrics_file):
+        raise UserError(
+            f"{metrics_file} is the report the run itself wrote; pass --out DIR for the rescore (or --overwrite to "
+            "replace it)"
+        )
+    cue_search.write_report(out, rows, config, label=args.label or out.name, extra={"rescored": True})
     _print_result(out, "table.md")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    return a.is_file() and b.is_file() and a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+
+
+def _check_same_data(saved: dict, data: Path, allow: bool) -> None:
+    """Refuse scoring a run's predictions against another parquet than the one it generated from."""
+    source = saved.get("data")
+    if allow or not source or not Path(source).is_file() or not data.is_file() or _same_file(Path(source), data):
+        return
+    raise UserError(
+        f"the predictions were generated from {source} (generation.json), not --data {data}, and the files differ; "
+        "score against the run's data, or pass --allow-other-data"
+    )
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -281,8 +455,10 @@ def _add_agent_parser(sub) -> None:
     )
     p.add_argument("--save-crops", action="store_true", help="write every crop handed to the model to OUT/crops/")
     p.add_argument("--out", required=True, type=Path, help="run directory (resumed if it exists)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N questions (smoke runs)")
+    # the agent checks its counts itself (AgentConfig), with one line naming the flag
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions (default: all)")
     p.add_argument("--batch-size", type=int, default=8, help="questions run together, turn by turn")
+    _add_mismatch_arg(p)
     p.add_argument("--seed", type=int, default=0, help="V* option shuffle (as bench) and noise crops")
     p.add_argument("--picture", type=int, default=4, help="episodes drawn in OUT/trajectories.png (0: none)")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per model")
@@ -294,11 +470,16 @@ def _add_agent_parser(sub) -> None:
 def cmd_lmms_eval(args: argparse.Namespace) -> None:
     from locus_eval import lmms
 
+    if args.tasks is not None and not all(task.strip() for task in args.tasks.split(",")):
+        raise UserError(f"--tasks {args.tasks!r} names an empty task; give comma-separated lmms-eval task names")
+    model_dir = _local_model(args.model)
+    if model_dir is not None and not (model_dir / "config.json").is_file():
+        raise UserError(f"--model {args.model} has no config.json: not a checkpoint folder")
     config = lmms.LmmsEvalConfig(
         checkpoint=args.model,
         backbone=args.backbone,
         out=args.out,
-        tasks=tuple(args.tasks.split(",")) if args.tasks else lmms.PERCEPTION_TASKS + lmms.REASONING_TASKS,
+        tasks=tuple(args.tasks.split(",")) if args.tasks is not None else lmms.PERCEPTION_TASKS + lmms.REASONING_TASKS,
         max_new_tokens=args.max_new_tokens,
         max_pixels=args.max_pixels,
         limit=args.limit,
@@ -395,6 +576,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="responses start inside <think> (default: from the run's generation.json, else no)",
     )
     p.add_argument("--allow-partial", action="store_true", help="score only examples that have a prediction")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the report cue-search wrote in the run (default: refuse)"
+    )
+    p.add_argument(
+        "--allow-other-data",
+        action="store_true",
+        help="score against another --data than the one the run generated from (its generation.json)",
+    )
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser(
@@ -431,9 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_arg(p)
     p.add_argument("--prompt", default=UNSET, help="format prompt (cue-search parquet only; default: the recipe's)")
     _add_pixel_args(p, "")
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="budget to reach the first answer token")
-    p.add_argument("--limit", type=int, default=None, help="only the first N examples")
-    p.add_argument("--save-maps", type=int, default=8, help="keep attention maps of the first N for heatmaps")
+    p.add_argument("--max-new-tokens", type=at_least(1), default=1024, help="budget to reach the first answer token")
+    p.add_argument("--limit", type=at_least(1), default=None, help="only the first N examples (default: all)")
+    p.add_argument("--save-maps", type=at_least(0), default=8, help="keep attention maps of the first N for heatmaps")
+    _add_mismatch_arg(p)
     p.add_argument(
         "--attention",
         choices=("probe", "eager"),
@@ -455,9 +645,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recipe name of the backbone: sets lmms-eval's model class and thinking mode")  # fmt: skip
     p.add_argument("--out", required=True, type=Path, help="lmms-eval --output_path; command.json/.sh land here")
     p.add_argument("--tasks", default=None, help="comma-separated lmms-eval tasks (default: the paper's twelve)")
-    p.add_argument("--max-new-tokens", type=int, default=8192, help="generation budget for every task (paper: 8192)")
-    p.add_argument("--max-pixels", type=int, default=BENCH_FRAME.max_pixels, help="the model class's max_pixels")
-    p.add_argument("--limit", type=int, default=None, help="lmms-eval --limit (smoke runs)")
+    p.add_argument(
+        "--max-new-tokens", type=at_least(1), default=8192, help="generation budget for every task (paper: 8192)"
+    )
+    p.add_argument(
+        "--max-pixels", type=at_least(1), default=BENCH_FRAME.max_pixels, help="the model class's max_pixels"
+    )
+    p.add_argument("--limit", type=at_least(1), default=None, help="lmms-eval --limit (smoke runs; default: all)")
+    _add_mismatch_arg(p)
     p.add_argument("--python", default=sys.executable, help="interpreter of the environment holding lmms-eval")
     p.add_argument("--dry-run", action="store_true", help="write command.json/.sh and print them; run nothing")
     p.set_defaults(func=cmd_lmms_eval)
@@ -472,7 +667,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", type=Path, help="one or two aib output directories")
     p.add_argument("--labels", nargs="+", default=None, help="legend names (default: directory names)")
     p.add_argument("--out", required=True, type=Path, help="directory for aib_layers.png and aib_heatmaps.png")
-    p.add_argument("--examples", type=int, default=4, help="heatmap rows")
+    p.add_argument("--examples", type=at_least(0), default=4, help="heatmap rows")
     p.set_defaults(func=cmd_plot_aib)
 
     p = sub.add_parser(
@@ -500,7 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", type=Path, help="EasyR1 save_checkpoint_path, or the experiment_log.jsonl itself")
     p.add_argument("--out", type=Path, default=None, help="PNG path (default: RUN_DIR/training_curves.png)")
-    p.add_argument("--ema", type=float, default=0.9, help="smoothing of the train curves (0: none)")
+    p.add_argument("--ema", type=_fraction, default=0.9, help="smoothing of the train curves, in [0, 1) (0: none)")
     p.set_defaults(func=cmd_plot_training)
     return parser
 
@@ -509,6 +704,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         apply_recipe(args)
+        check_pixels(args)
+        check_frame(args)
+        check_outputs(args)
         args.func(args)
     except (UserError, FileNotFoundError, ValueError, ImportError) as err:
         # user errors (bad paths, mismatched runs, missing optional backends) read better without a traceback

@@ -13,6 +13,7 @@ from typing import Any
 from locus_agent import backends
 from locus_agent.backends import Request
 from locus_agent.processor import load_processor
+from locus_data.config import SPLITS, split_path
 from locus_data.rows import read_batches
 from locus_data.schema import ANN_ID, ANSWER, EASYR1_COLUMNS, IMAGE_ID, IMAGES, PROBLEM, SIZE_BIN
 from locus_eval.metrics import box_metrics, save_report, table10
@@ -52,11 +53,16 @@ METADATA = (IMAGE_ID, ANN_ID, SIZE_BIN)
 
 def load_examples(path: str | Path, limit: int | None = None) -> list[CueExample]:
     """Read a cue-search parquet; every ``answer`` is validated up front so a broken split fails before a long run."""
+    val = split_path(path, SPLITS[1])
+    if Path(path).is_dir() and val.is_file():
+        raise ValueError(f"{path} is a LOCUS dataset folder; --data is its split file, e.g. {val}")
     rows = [
         row
         for batch in read_batches(path, EASYR1_COLUMNS, optional=METADATA, limit=limit or None)
         for row in batch.to_pylist()
     ]
+    if not rows:
+        raise ValueError(f"{path} has no rows; --data is a cue-search parquet with examples (DATASET/val.parquet)")
     examples = []
     for index, row in enumerate(rows):
         try:
@@ -92,6 +98,13 @@ def score_predictions(
     raises, since it was made for another file.
     """
 
+    indices = {e.index for e in examples}
+    extra = sorted(set(predictions) - indices)
+    if extra:
+        raise ValueError(
+            f"{len(extra)} prediction(s) have no row in the data (indices {extra[:5]}, the data has {len(examples)} "
+            "rows): predictions and --data do not belong together"
+        )
     missing = [e.index for e in examples if e.index not in predictions]
     if missing and not allow_partial:
         raise ValueError(
@@ -115,12 +128,17 @@ def score_predictions(
         if "finished" in prediction:
             row["finished"] = prediction["finished"]
         rows.append(row)
+    if not rows:
+        raise ValueError("no example has a prediction: nothing to score")
     return rows
 
 
-def write_report(out_dir: str | Path, rows: list[dict[str, Any]], config: FrameOptions, label: str) -> dict[str, Any]:
-    """Write ``scores.jsonl``, ``metrics.json`` and ``table.md`` into ``out_dir``; return the metrics."""
+def write_report(
+    out_dir: str | Path, rows: list[dict[str, Any]], config: FrameOptions, label: str, extra: dict | None = None
+) -> dict[str, Any]:
+    """Write ``scores.jsonl``, ``metrics.json`` (plus ``extra`` keys) and ``table.md`` into ``out_dir``."""
     metrics = {**box_metrics(rows), "acc_rule": "iou >= threshold", "scoring": dataclasses.asdict(config)}
+    metrics.update(extra or {})
     save_report(out_dir, rows, metrics, table10({label: metrics}))
     return metrics
 
@@ -155,7 +173,10 @@ def run(
     )
 
     def make_request(_backend: Any, example: CueExample) -> Request:
-        images = [process_image(image, limits.min_pixels, limits.max_pixels) for image in example.images]
+        images = [
+            process_image(image, limits.min_pixels, limits.max_pixels, f"{data} row {example.index} image {i}")
+            for i, image in enumerate(example.images)
+        ]
         return Request(chat_prompt(processor, example.problem, format_prompt), images)
 
     def record(example: CueExample) -> dict[str, Any]:

@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from locus_data.errors import UserError
+from locus_data.outputs import atomic_path
+
 
 # EasyR1's FileLogger writes {"step": s, **unflatten_dict(metrics)}: "reward/iou" becomes {"reward": {"iou": ...}}.
 # Training rows carry reward/<key>; validation rows carry val/<key>_reward (the reward's keys, averaged).
@@ -54,16 +57,31 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def read_experiment_log(path: str | Path) -> list[dict[str, Any]]:
     """Flattened records of an ``experiment_log.jsonl`` (a torn last line from a killed run is skipped)."""
     records = []
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    lines = _read_text(path, "an EasyR1 experiment_log.jsonl").splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             records.append(flatten(json.loads(line)))
-        except ValueError:
+        except ValueError as err:
             if number != len(lines):
-                raise
+                raise UserError(f"{path}:{number}: not a JSON line ({err})") from None
     return records
+
+
+def _read_text(path: str | Path, expected: str) -> str:
+    """A text file's content; UserError naming it (and what was expected) when it is binary."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a text file; expected {expected}") from None
+
+
+def _read_json(path: str | Path, expected: str) -> Any:
+    try:
+        return json.loads(_read_text(path, expected))
+    except ValueError as err:
+        raise UserError(f"{path} is not valid JSON ({err}); expected {expected}") from None
 
 
 def read_trl_state(path: str | Path) -> list[dict[str, Any]]:
@@ -83,7 +101,7 @@ def read_trl_state(path: str | Path) -> list[dict[str, Any]]:
 
     train, val = f"{METRIC_PREFIX}/", f"eval_{METRIC_PREFIX}/"
     records = []
-    for entry in json.loads(Path(path).read_text(encoding="utf-8")).get("log_history", []):
+    for entry in _read_json(path, "TRL's trainer_state.json").get("log_history", []):
         record: dict[str, Any] = {"step": entry.get("step")}
         for key, value in entry.items():
             if key.startswith(train):
@@ -165,13 +183,25 @@ def plot_training(run_dir: str | Path, out: str | Path | None = None, ema: float
     fig.suptitle(log.parent.name, fontsize=11)
     fig.tight_layout()
     out = Path(out) if out else log.parent / "training_curves.png"
-    fig.savefig(out, dpi=150)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=150, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
     return out
 
 
+AIB_SUMMARY_KEYS = ("aib_per_layer", "mean_aib", "peak_in_box")
+"""what plot-aib reads from an aib run's summary.json"""
+
+
 def _load_aib_run(run: Path) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    if run.is_file():
+        raise UserError(f"{run} is a file; give the `locus-eval aib --out` folder that holds it ({run.parent})")
+    if not (run / "summary.json").is_file():
+        raise UserError(f"{run} is not a `locus-eval aib` output (no summary.json); run locus-eval aib --out {run}")
+    summary = _read_json(run / "summary.json", "the summary.json of `locus-eval aib`")
+    missing = [key for key in AIB_SUMMARY_KEYS if not isinstance(summary, dict) or key not in summary]
+    if missing:
+        raise UserError(f"{run}/summary.json lacks {', '.join(missing)}; rerun locus-eval aib")
     maps = {}
     for file in sorted((run / "maps").glob("*.npz"), key=lambda p: int(p.stem)):
         with np.load(file) as data:
@@ -192,6 +222,8 @@ def plot_aib_runs(
     runs = [Path(r) for r in runs]
     if not 1 <= len(runs) <= 2:
         raise ValueError("plot-aib compares one or two aib runs")
+    if labels and len(labels) != len(runs):
+        raise UserError(f"--labels names {len(labels)} run(s) but {len(runs)} run(s) were given; one label per run")
     labels = list(labels) if labels else [r.name for r in runs]
     loaded = [_load_aib_run(r) for r in runs]
     out_dir = Path(out_dir)

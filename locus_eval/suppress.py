@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from locus_eval.benchmarks.items import xywh_to_xyxy
+from locus_data.errors import UserError
+from locus_data.images import load_image
+from locus_data.outputs import atomic_write_text, check_output
+from locus_eval.benchmarks.items import read_jsonl, require_field, xywh_to_xyxy
 from locus_eval.benchmarks.vstar import load_vstar
 
 
@@ -39,8 +42,7 @@ def suppress_vstar(src: str | Path, dst: str | Path) -> int:
         category, stem = item.name.split("/")
         (dst / category).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / category / f"{stem}.json", dst / category / f"{stem}.json")
-        with Image.open(item.image) as image:
-            suppress_image(image, item.boxes).save(dst / category / f"{stem}.png")
+        suppress_image(load_image(item.image), item.boxes).save(dst / category / f"{stem}.png")
         count += 1
     return count
 
@@ -49,24 +51,30 @@ def suppress_refcoco(src: str | Path, dst: str | Path) -> int:
     src, dst = Path(src), Path(dst)
     if src.suffix != ".jsonl":
         raise ValueError("suppress reads the RefCOCO jsonl layout ({image, bbox [x, y, w, h], refexp})")
+    rows = read_jsonl(src)
+    if not rows:
+        raise UserError(f"{src} holds no RefCOCO rows; nothing to suppress")
+    # the source images are inputs too: a copy written over their folder would black them out in place
+    check_output(
+        dst, [src, *(src.parent / str(row.get("image", "")) for row in rows if row.get("image"))], expect="dir"
+    )
     (dst / "images").mkdir(parents=True, exist_ok=True)
 
     lines = []
-    for i, line in enumerate(src.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        with Image.open(src.parent / row["image"]) as image:
-            suppress_image(image, [xywh_to_xyxy(row["bbox"])]).save(dst / "images" / f"{i}.png")
+    for i, row in enumerate(rows):
+        where = str(i + 1)
+        image = load_image(src.parent / require_field(row, "image", src, where), f"{src}:{where} image")
+        box = xywh_to_xyxy(require_field(row, "bbox", src, where))
+        suppress_image(image, [box]).save(dst / "images" / f"{i}.png")
         lines.append(json.dumps({**row, "image": f"images/{i}.png"}))
-    (dst / src.name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(dst / src.name, "\n".join(lines) + "\n")
     return len(lines)
 
 
 def suppress_benchmark(benchmark: str, src: str | Path, dst: str | Path) -> int:
     """Write the suppressed copy of a benchmark; returns the number of images written."""
-    if Path(dst).resolve() == Path(src).resolve():
-        raise ValueError("--out must differ from --data: suppression never overwrites the benchmark")
+    # suppression never overwrites the benchmark: --out may not be, hold or sit inside --data (nor its images)
+    check_output(dst, [src], expect="dir")
     if benchmark == "vstar":
         return suppress_vstar(src, dst)
     if benchmark == "refcoco":

@@ -9,14 +9,17 @@ from typing import Any
 
 from PIL import Image
 
-from locus_data.images import open_image
+from locus_data.images import load_image
 from locus_reward.frames import easyr1_resize
 
 
-def process_image(entry: Any, min_pixels: int | None, max_pixels: int | None) -> Image.Image:
-    """EasyR1's ``process_image``: fit ``max_pixels``, then reach ``min_pixels`` (``int()`` sizes), then RGB."""
-    image = open_image(entry)
-    image.load()
+def process_image(entry: Any, min_pixels: int | None, max_pixels: int | None, name: object = None) -> Image.Image:
+    """EasyR1's ``process_image``: fit ``max_pixels``, then reach ``min_pixels`` (``int()`` sizes), then RGB.
+
+    An image over the pixel limit, truncated or unreadable is a one-line UserError naming ``name``
+    (:func:`locus_data.images.load_image`).
+    """
+    image = load_image(entry, name, mode=None)
     size = easyr1_resize(image.width, image.height, min_pixels, max_pixels)
     if size != image.size:
         image = image.resize(size)  # PIL's default filter: EasyR1 calls resize(size) without one

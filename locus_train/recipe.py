@@ -76,6 +76,10 @@ def frame_options(reward_kwargs: Mapping[str, Any], limits: PixelLimits | None =
     return FrameOptions.from_kwargs({**options, **given})
 
 
+EASYR1_SECTIONS = frozenset({"algorithm", "worker", "trainer"})
+"""top-level sections only an EasyR1 training recipe has (a TRL recipe has model/data/reward/grpo)"""
+
+
 def recipe_root(path: str | Path) -> Path:
     """The folder a recipe's relative paths start from: the parent of the nearest ``config/`` above it.
 

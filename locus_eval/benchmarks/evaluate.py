@@ -41,8 +41,12 @@ def load(benchmark: str, data: str | Path, seed: int = 0) -> Loaded:
     if benchmark != "vstar" and data.is_dir():
         raise UserError(f"{data} is a directory; --data for {benchmark} is {EXPECTED_DATA[benchmark]}")
     if benchmark == "vstar":
-        return read_vstar(data, seed)
-    return read_hrbench(data) if benchmark == "hrbench" else read_refcoco(data)
+        loaded = read_vstar(data, seed)
+    else:
+        loaded = read_hrbench(data) if benchmark == "hrbench" else read_refcoco(data)
+    if not loaded.items:
+        raise UserError(f"{data} holds no {benchmark} items; --data for {benchmark} is {EXPECTED_DATA[benchmark]}")
+    return loaded
 
 
 def protocol_note(protocol: dict[str, Any]) -> str:
@@ -80,7 +84,9 @@ def run(
 
     def make_request(_backend: Any, item: Item) -> Request:
         problem = "<image>\n" + GROUNDING_PROMPT.format(refexp=item.question) if grounding else mcq_prompt(item)
-        image = process_image(item.image, generation.pixels.min_pixels, generation.pixels.max_pixels)
+        image = process_image(
+            item.image, generation.pixels.min_pixels, generation.pixels.max_pixels, f"{data} item {item.name}"
+        )
         return Request(chat_prompt(processor, problem), [image])
 
     predictions = generate_missing(

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from locus_data.errors import UserError
-from locus_data.images import open_image
+from locus_data.images import ImageTooLarge, open_image
 from locus_eval.benchmarks.items import Item, Loaded
 from locus_reward.answers import LETTERS
 
@@ -19,8 +19,14 @@ def read_hrbench(tsv: str | Path) -> Loaded:
     """HR-Bench from its TSV, resolving index-referenced image cells (see the module docstring)."""
     tsv = Path(tsv)
     csv.field_size_limit(sys.maxsize)  # an 8K image in base64 is far above csv's 128 KiB default
-    with tsv.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+    try:
+        with tsv.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+    except UnicodeDecodeError:
+        kind = "a Parquet file" if tsv.read_bytes()[:4] == b"PAR1" else "not UTF-8 text"
+        raise UserError(
+            f"{tsv} is {kind}, not an HR-Bench TSV; --data for hrbench is hr_bench_4k.tsv or hr_bench_8k.tsv"
+        ) from None
     for column in ("index", "question", "answer", "image"):
         if rows and column not in rows[0]:
             raise UserError(
@@ -34,6 +40,8 @@ def read_hrbench(tsv: str | Path) -> Loaded:
         try:
             data = base64.b64decode(cell, validate=True)
             open_image(data)  # header only: catches text that happens to be valid base64
+        except ImageTooLarge as err:
+            raise UserError(f"{tsv}: row index {row['index']}: {err}") from None
         except (ValueError, OSError) as err:
             raise UserError(
                 f"{tsv}: row index {row['index']}: image cell is neither base64 image bytes nor a row index "

@@ -7,6 +7,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from locus_data.errors import UserError
+from locus_data.rows import require_columns
 from locus_eval.benchmarks.items import Item, Loaded, read_jsonl, require_field, xywh_to_xyxy
 
 
@@ -45,6 +46,10 @@ def refcoco_split(path: Path) -> tuple[str, str]:
     return dataset, split
 
 
+REFCOCO_COLUMNS = ("image", "answer", "bbox")
+"""what an lmms-lab RefCOCO parquet holds (a cue-search parquet has images/problem/answer instead)"""
+
+
 def read_refcoco(path: str | Path) -> Loaded:
     """RefCOCO-family grounding, one item per referring expression (see the module docstring)."""
     path = Path(path)
@@ -61,7 +66,9 @@ def read_refcoco(path: str | Path) -> Loaded:
     category = f"{dataset}_{split}"
     if path.suffix == ".parquet":
         layout = "lmms-lab parquet (answer = list of expressions per object)"
-        for i, row in enumerate(pq.read_table(path).to_pylist()):
+        table = pq.read_table(path)
+        require_columns(path, table.column_names, REFCOCO_COLUMNS)
+        for i, row in enumerate(table.to_pylist()):
             object_id = str(row.get("question_id", row.get("file_name", i)))
             add(row["image"]["bytes"], row["answer"], xywh_to_xyxy(row["bbox"]), object_id)
     elif path.suffix == ".jsonl":

@@ -41,7 +41,9 @@ def read_vstar(data: str | Path, seed: int = 0) -> Loaded:
         if image is None:
             raise UserError(f"no image next to {file}")
         category = file.parent.name
-        options, answer = shuffled_options(list(ann["options"]), f"{category}/{file.stem}", seed)
+        options, answer = shuffled_options(
+            list(require_field(ann, "options", file, "1")), f"{category}/{file.stem}", seed
+        )
         items.append(
             Item(
                 index=len(items),

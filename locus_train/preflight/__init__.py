@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from locus_agent.processor import ALLOW_FRAME_MISMATCH
 from locus_train.easyr1.config import system_prompt_file
 from locus_train.easyr1_config import PINNED_COMMIT, RecipeError, load_schema, with_overrides
 from locus_train.preflight.checks import (
@@ -32,6 +33,7 @@ from locus_train.preflight.checks import (
     check_config,
     check_easyr1,
     check_files,
+    check_frame,
     check_gpus,
     check_model,
     check_omegaconf,
@@ -118,6 +120,7 @@ def preflight(
     add(check_files(cfg, plan))
     lfpc = plan.task == "lfpc"
     add(check_planned_model(plan, stage.model_from) if lfpc and stage.model_from else check_model(plan))
+    add(check_frame(cfg, plan))
     add(check_paths(plan))
     add(check_lfpc_reward(cfg) if lfpc else check_reward(cfg))
     add(check_gpus(plan))
@@ -138,6 +141,18 @@ def preflight(
     return checks, command
 
 
+def env_int(variable: str) -> Callable[[str], int]:
+    """An argparse type for a count that usually comes from an environment variable: the error names both."""
+
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r} (set {variable} to an integer)") from None
+
+    return parse
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(prog="python -m locus_train.preflight", description=__doc__.splitlines()[0])
@@ -152,9 +167,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ablation", default=env("LOCUS_ABLATION"), help="overlay YAML(s), comma-separated [$LOCUS_ABLATION]"
     )
-    # string defaults: argparse applies type=int to them, so NNODES=two is a usage error, not a traceback
-    parser.add_argument("--nnodes", type=int, default=env("NNODES", "1"), help="nodes [$NNODES]")
-    parser.add_argument("--n-gpus-per-node", type=int, default=env("N_GPUS_PER_NODE", "8"), help="[$N_GPUS_PER_NODE]")
+    # string defaults: argparse applies the type to them, so NNODES=two is a usage error naming the variable
+    parser.add_argument("--nnodes", type=env_int("NNODES"), default=env("NNODES", "1"), help="nodes [$NNODES]")
+    parser.add_argument(
+        "--n-gpus-per-node",
+        type=env_int("N_GPUS_PER_NODE"),
+        default=env("N_GPUS_PER_NODE", "8"),
+        help="[$N_GPUS_PER_NODE]",
+    )
+    parser.add_argument(
+        ALLOW_FRAME_MISMATCH,
+        action="store_true",
+        help="launch even when MODEL_PATH's family writes boxes in another frame than the recipe's reward",
+    )
     parser.add_argument("--dry-run", action="store_true", help="no GPU checks, no building, no launch")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="EasyR1 overrides, passed through")
     return parser.parse_args(argv)

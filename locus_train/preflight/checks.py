@@ -18,7 +18,13 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from locus_agent.processor import ModelNotFound, resolve_model
+from locus_agent.processor import (
+    ALLOW_FRAME_MISMATCH,
+    ModelNotFound,
+    check_checkpoint_frame,
+    checkpoint_model_type,
+    resolve_model,
+)
 from locus_data.config import load_config
 from locus_data.errors import UserError
 from locus_data.rows import read_batches
@@ -121,7 +127,7 @@ def check_config(raw: Any, plan: Plan, schema: dict[str, Any]) -> tuple[Check, d
         return Check("config", False, "; ".join(errors)), None
     cfg = resolve(raw, schema)
     rules = lfpc_rule_errors(raw, cfg, plan) if plan.task == "lfpc" else locus_errors(raw, cfg, TASKS[plan.task])
-    errors = startup_errors(cfg) + rules
+    errors = range_errors(cfg) + startup_errors(cfg) + rules
     if errors:
         return Check("config", False, "; ".join(errors)), None
     world = cfg["trainer"]["nnodes"] * cfg["trainer"]["n_gpus_per_node"]
@@ -149,10 +155,18 @@ def lfpc_rule_errors(raw: Any, cfg: dict[str, Any], plan: Plan) -> list[str]:
     return errors
 
 
+def _findable(name: str) -> bool:
+    """Whether a top-level module can be imported, without importing it (a finder may raise instead of answering)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def check_real_easyr1_config(raw: Any) -> Check:
     """Resolve with the installed EasyR1's own PPOConfig, as ``verl.trainer.main`` does, when it is importable."""
     # (a module already imported counts: CPU tests install import stand-ins for vLLM, which have no spec)
-    missing = [name for name in ("verl", "vllm") if name not in sys.modules and importlib.util.find_spec(name) is None]
+    missing = [name for name in ("verl", "vllm") if name not in sys.modules and not _findable(name)]
     if missing:  # EasyR1's config module imports vLLM: without it the import fails anyway, after seconds of torch
         return Check("EasyR1 PPOConfig", None, f"not importable here (No module named {missing[0]!r})")
     try:
@@ -216,6 +230,59 @@ def check_model(plan: Plan) -> Check:
     return Check("model", True, f"{plan.model_path} ({where})")
 
 
+def check_frame(cfg: dict[str, Any], plan: Plan) -> Check:
+    """The reward's coord_frame against MODEL_PATH's family (config.json model_type, the processor's patch grid)."""
+    try:
+        frame = frame_options(cfg["worker"]["reward"]["reward_function_kwargs"]).coord_frame
+        model_dir = resolve_model(plan.model_path)
+    except (ModelNotFound, TypeError, ValueError):
+        return Check("frame", None, "no checkpoint or reward frame to compare (see model / reward)")
+    if plan.allow_frame_mismatch:
+        return Check("frame", None, f"{ALLOW_FRAME_MISMATCH}: {frame} is not compared with the checkpoint")
+    try:
+        check_checkpoint_frame(
+            model_dir,
+            frame,
+            "coord_frame",
+            fix="use the launcher of the checkpoint's family (its frame is {frame}) or set MODEL_PATH to this "
+            "recipe's backbone",
+            where=f"MODEL_PATH={plan.model_path} with {plan.recipe.name}: ",
+        )
+    except UserError as err:
+        return Check("frame", False, str(err))
+    return Check(
+        "frame", True, f"{frame} fits {model_dir.name} ({checkpoint_model_type(model_dir) or 'unknown type'})"
+    )
+
+
+COUNTS_AT_LEAST_ONE = (
+    ("trainer", "total_epochs"),
+    ("data", "max_prompt_length"),
+    ("data", "max_response_length"),
+    ("data", "rollout_batch_size"),
+    ("worker", "actor", "global_batch_size"),
+)
+"""EasyR1 config counts below 1 that train nothing (and exit 0), or crash hours in"""
+
+
+def range_errors(cfg: dict[str, Any]) -> list[str]:
+    """Counts and rates that pass the schema's types but make the run do nothing (or nonsense)."""
+    errors = []
+    for path in COUNTS_AT_LEAST_ONE:
+        value: Any = cfg
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 1:
+            errors.append(f"`{'.'.join(path)}` must be >= 1, got {value}")
+    max_steps = cfg["trainer"].get("max_steps")
+    if max_steps is not None and max_steps < 1:
+        errors.append(f"`trainer.max_steps` must be >= 1 or null (train total_epochs), got {max_steps}")
+    lr = cfg["worker"]["actor"]["optim"].get("lr")
+    if isinstance(lr, (int, float)) and lr <= 0:
+        errors.append(f"`worker.actor.optim.lr` must be > 0, got {lr}")
+    return errors
+
+
 def check_paths(plan: Plan) -> Check:
     """The other paths the environment names: the data config loads, DATA_DIR and COCO_ROOT are folders if present."""
     problems = []
@@ -240,7 +307,12 @@ def sample_ground_truth(cfg: dict[str, Any]) -> str:
     path = Path(cfg["data"]["val_files"])
     if path.is_file():
         answer_key = cfg["data"]["answer_key"]
-        return next(read_batches(path, [answer_key], limit=1)).column(answer_key)[0].as_py()
+        try:
+            answers = next(read_batches(path, [answer_key], limit=1)).column(answer_key)
+        except (UserError, StopIteration):
+            answers = []  # another schema or no rows: the dataset check names the file
+        if len(answers):
+            return answers[0].as_py()
     return dumps((100.0, 80.0, 132.0, 120.0), 640, 480)
 
 

@@ -29,6 +29,9 @@ def run_validate(data_dir: Path, num_images: int) -> subprocess.CompletedProcess
 def check_dataset(plan: Plan, validate: Callable[[Path, int], subprocess.CompletedProcess]) -> Check:
     """train/val.parquet present (built from COCO_ROOT when missing) and valid per `locus-data validate`."""
     files = [split_path(plan.data_dir, split) for split in SPLITS]
+    folders = [path for path in files if path.is_dir()]
+    if folders:
+        return Check("dataset", False, f"{folders[0]} is a directory, not a Parquet file; rebuild DATA_DIR")
     if not all(path.is_file() for path in files):
         command = shlex.join(build_command(plan))
         if plan.task == "text_cue":

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from locus_train.easyr1.config import LFPC_SECTION
 from locus_train.easyr1_config import LFPC_LAUNCH_KEYS, compose
-from locus_train.recipe import RecipeError, recipe_root
+from locus_train.recipe import EASYR1_SECTIONS, RecipeError, recipe_root
 
 
 DEFAULT_DATA_CONFIG = "config/data/locus_default.yaml"
@@ -38,6 +38,8 @@ class Plan:
     nnodes: int
     n_gpus_per_node: int
     dry_run: bool
+    allow_frame_mismatch: bool = False
+    """run a checkpoint whose family writes boxes in another frame than the recipe's reward (on purpose)"""
     lfpc: dict[str, Any] | None = None
     """task lfpc: the recipe's (and overlays') ``lfpc:`` section, taken out of ``raw``; None for LOCUS recipes"""
     lfpc_overrides: list[str] = field(default_factory=list)
@@ -63,11 +65,24 @@ def absolute(path: str | Path, root: Path) -> Path:
     return path if path.is_absolute() else (root / path).resolve()
 
 
+def from_cwd(path: str | Path) -> Path:
+    """A path the user typed (DATA_DIR, COCO_ROOT, --data-dir): relative ones start at the working directory."""
+    return Path(path).expanduser().resolve()
+
+
 def make_plan(args: argparse.Namespace) -> Plan:
     recipe = Path(args.recipe).expanduser().resolve()
     root = recipe_root(recipe)
     ablations = [absolute(p, root) for p in (args.ablation or "").replace(",", " ").split()]
     raw, locus = compose(recipe, ablations)
+    sections = set(raw)
+    if not sections & EASYR1_SECTIONS:
+        trl = {"grpo", "reward", "model"} & sections
+        kind = "a TRL recipe: run it with locus-train trl --config" if trl else "not an EasyR1 training recipe"
+        raise RecipeError(
+            f"{recipe} is {kind} (no {'/'.join(sorted(EASYR1_SECTIONS))} sections); the launchers' --recipe is one "
+            "of config/locus_*.yaml"
+        )
     section, overrides = None, list(args.overrides)
     if args.task == "lfpc":
         section = OmegaConf.to_container(raw.pop(LFPC_SECTION)) if LFPC_SECTION in raw else None
@@ -93,9 +108,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
         overrides=overrides,
         task=args.task,
         model_path=args.model_path or str(raw.worker.actor.model.model_path),
-        data_dir=absolute(args.data_dir or locus.get("data_dir") or recipe_data_dir, root),
+        data_dir=from_cwd(args.data_dir)
+        if args.data_dir
+        else absolute(locus.get("data_dir") or recipe_data_dir, root),
         data_config=absolute(args.data_config or locus.get("data_config") or DEFAULT_DATA_CONFIG, root),
-        coco_root=absolute(args.coco_root, root) if args.coco_root else None,
+        coco_root=from_cwd(args.coco_root) if args.coco_root else None,
         nnodes=args.nnodes,
         n_gpus_per_node=args.n_gpus_per_node,
         dry_run=args.dry_run,
@@ -103,4 +120,5 @@ def make_plan(args: argparse.Namespace) -> Plan:
         lfpc_overrides=lfpc_overrides,
         checkpoint_dir=absolute(args.checkpoint_dir, root) if getattr(args, "checkpoint_dir", None) else None,
         launch=locus,
+        allow_frame_mismatch=getattr(args, "allow_frame_mismatch", False),
     )

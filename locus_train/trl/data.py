@@ -14,6 +14,8 @@ is decoded.
 from pathlib import Path
 from typing import Any
 
+from locus_data.errors import UserError
+from locus_data.images import open_image
 from locus_data.problems import IMAGE_MARKER
 from locus_data.rows import read_batches
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
@@ -69,5 +71,35 @@ def load_split(
 
 def count_images(path: str | Path) -> tuple[int, int]:
     """``(<image> markers, images)`` of the first row of a parquet split, read without decoding the file."""
-    first = next(read_batches(path, [PROBLEM, IMAGES], limit=1)).to_pylist()[0]
+    rows = next(read_batches(path, [PROBLEM, IMAGES], limit=1), None)
+    if rows is None or rows.num_rows == 0:
+        raise UserError(f"{path} has no rows; point data.dir at a built dataset (locus-data build)")
+    first = rows.to_pylist()[0]
     return str(first[PROBLEM]).count(IMAGE_MARKER), len(first[IMAGES] or [])
+
+
+def check_image_headers(path: str | Path, limit: int | None = None) -> int:
+    """Open the header of every image in the first ``limit`` rows (all: None) of a split, decoding nothing.
+
+    An image over the pixel limit (a decompression bomb EasyR1's and TRL's loaders refuse) or one PIL cannot identify
+    is a one-line UserError naming its row, before any weight loads rather than when the row is sampled hours in.
+    Returns the number of images opened.
+    """
+    from tqdm import tqdm  # progress on large splits (reading the image bytes is the cost)
+
+    opened = 0
+    rows = tqdm(desc=f"image headers {Path(path).name}", unit="row", leave=False, disable=None)
+    for batch in read_batches(path, [IMAGES], limit=limit):
+        for images in batch.column(IMAGES).to_pylist():
+            for k, entry in enumerate(images or []):
+                name = f"{path} row {rows.n} image {k}"
+                try:
+                    open_image(entry, name).close()
+                except UserError:
+                    raise
+                except ValueError as err:
+                    raise UserError(f"{name}: {err}") from None
+                opened += 1
+            rows.update()
+    rows.close()
+    return opened

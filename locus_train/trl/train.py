@@ -11,6 +11,7 @@ fast and the module imports anywhere.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -19,13 +20,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from locus_agent.processor import set_pixel_limits, vision_token_ids
+from locus_agent.processor import check_checkpoint_frame, set_pixel_limits, vision_token_ids
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
-from locus_reward.frames import BACKBONES
+from locus_data.outputs import check_output
 from locus_train.prompting import chat_prompt, load_format_prompt, think_prefilled
 from locus_train.trl.config import TrainConfig, load_config, to_yaml
-from locus_train.trl.data import count_images, load_split
+from locus_train.trl.data import check_image_headers, count_images, load_split
 from locus_train.trl.rewards import make_reward_func
 
 
@@ -137,7 +138,10 @@ def grpo_config(cfg: TrainConfig):
     try:
         return GRPOConfig(**grpo, model_init_kwargs=init_kwargs)
     except (ValueError, TypeError) as err:
-        raise UserError(f"grpo: {str(err).splitlines()[0]}") from None
+        message = str(err).splitlines()[0]
+        if "bf16" in message:
+            message += " Set grpo.bf16=false (and grpo.use_cpu=true on a CPU), or start from a TRL recipe (--config)"
+        raise UserError(f"grpo: {message}") from None
 
 
 def _split_files(cfg: TrainConfig, evaluates: bool) -> tuple[Path, Path | None]:
@@ -198,7 +202,11 @@ def resolve_model(path: str | None) -> tuple[str, Path]:
 
 
 def check_processor(processor: Any, model_dir: Path, cfg: TrainConfig) -> None:
-    """Raise UserError when the processor cannot feed images to this model, or the reward would score another frame."""
+    """Raise UserError when the processor cannot feed images to this model, or its template another think state.
+
+    The reward's frame against the checkpoint's family is :func:`locus_agent.processor.check_checkpoint_frame`'s,
+    run by :func:`check_run` before the processor loads.
+    """
     tokenizer = processor.tokenizer
     token = getattr(processor, "image_token", None)
     token_id = tokenizer.convert_tokens_to_ids(token) if token else None
@@ -216,16 +224,6 @@ def check_processor(processor: Any, model_dir: Path, cfg: TrainConfig) -> None:
             f"the model expects image token id {expected} but the tokenizer in {model_dir} maps {token!r} to "
             f"{token_id}; use the tokenizer files released with this checkpoint"
         )
-    frame = cfg.reward.coord_frame
-    image_processor = processor.image_processor
-    factor = image_processor.patch_size * image_processor.merge_size
-    if frame in BACKBONES and BACKBONES[frame].factor != factor:
-        fits = [name for name, backbone in BACKBONES.items() if backbone.factor == factor]
-        raise UserError(
-            f"reward.coord_frame={frame} expects {BACKBONES[frame].factor}-pixel patches, but the processor in "
-            f"{model_dir} uses {factor} (patch {image_processor.patch_size} x merge {image_processor.merge_size}); "
-            f"set reward.coord_frame={fits[0] if fits else 'original'}"
-        )
     opened = think_prefilled(chat_prompt(processor, "x"))
     if opened != cfg.reward.think_prefilled:
         says = "opens <think> itself" if opened else "does not open <think>"
@@ -235,18 +233,52 @@ def check_processor(processor: Any, model_dir: Path, cfg: TrainConfig) -> None:
         )
 
 
+def weight_names(model_dir: Path) -> set[str] | None:
+    """Tensor names in the checkpoint's safetensors headers (read without torch), or None when it has no weights."""
+    names: set[str] = set()
+    files = sorted(model_dir.glob("*.safetensors"))
+    for file in files:
+        try:
+            with file.open("rb") as handle:
+                size = int.from_bytes(handle.read(8), "little")
+                names.update(json.loads(handle.read(size)))
+        except (OSError, ValueError):
+            return None
+    return names if files else None
+
+
+def check_lora_targets(cfg: TrainConfig, model_dir: Path) -> None:
+    """Raise UserError for a LoRA target module the checkpoint does not have (peft fails only after the load)."""
+    names = weight_names(model_dir) if cfg.model.use_peft else None
+    if not names:
+        return
+    modules = {part for name in names for part in name.split(".")}
+    missing = [m for m in cfg.model.lora_target_modules if m not in modules]
+    if missing:
+        raise UserError(
+            f"model.lora_target_modules {missing} match no module of {model_dir}; Qwen-VL language-model modules "
+            "are q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"
+        )
+
+
 def check_run(cfg: TrainConfig) -> Prepared:
     """Every check that needs no model weights; returns what :func:`build_trainer` needs."""
     grpo_args = grpo_config(cfg)
     train_file, val_file = _split_files(cfg, evaluates=grpo_args.eval_strategy != "no")
-    for path in (train_file, val_file):
+    for path, limit in ((train_file, cfg.data.max_train_samples), (val_file, cfg.data.max_val_samples)):
         if path is not None:
             check_images(path, cfg.data.num_images)
+            check_image_headers(path, limit)
     try:
         format_prompt = load_format_prompt(cfg.data.format_prompt)
     except FileNotFoundError as err:
         raise UserError(f"{err}; fix data.format_prompt") from None
     model_path, model_dir = resolve_model(cfg.model.path)
+    if grpo_args.output_dir:
+        # checkpoints and the final model land there: never over the policy checkpoint or the data it reads
+        check_output(grpo_args.output_dir, [model_dir, train_file, val_file], what="grpo.output_dir", expect="dir")
+    # the one frame-vs-family check (no override here: a run trained in another frame is never what was meant)
+    check_checkpoint_frame(model_dir, cfg.reward.coord_frame, "reward.coord_frame", override=None)
     from locus_agent.processor import load_processor  # imports transformers
 
     try:
@@ -260,6 +292,11 @@ def check_run(cfg: TrainConfig) -> Prepared:
             "data.min_pixels/data.max_pixels cannot be applied to TRL's vLLM rollouts; set both to null (the "
             "checkpoint's own limits) or write them into the checkpoint's preprocessor_config.json, or use_vllm=false"
         )
+    if grpo_args.use_vllm and importlib.util.find_spec("vllm") is None:
+        raise UserError(
+            "grpo.use_vllm=true needs vLLM (pip install -e '.[vllm]' on a CUDA machine); or use_vllm=false"
+        )
+    check_lora_targets(cfg, model_dir)
     low, high = set_pixel_limits(processor, cfg.data.min_pixels, cfg.data.max_pixels)
     if low > high:
         raise UserError(f"data.min_pixels {low} is above data.max_pixels {high}; fix one of them")

@@ -2,6 +2,8 @@
 
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 
 from PIL import Image
@@ -151,3 +153,14 @@ def write_refcoco_sentences(path: Path, objects: list[dict]) -> Path:
                           "height": height}  # fmt: skip
                 f.write(json.dumps(record) + "\n")
     return path
+
+
+def bomb_png() -> bytes:
+    """A 48-byte-ish PNG whose header says 20000 x 20000 (PIL refuses it as a decompression bomb on open)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = struct.pack(">II", 20000, 20000) + bytes(data[24:29])
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return bytes(data)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from locus_agent.processor import checkpoint_coord_frame
 from locus_eval.cli import main
 from locus_eval.predictions import read_predictions
 from tests.testing_utils import require_gpu, require_vllm
@@ -19,8 +20,10 @@ EXAMPLES = [
 
 
 def cue_search(model, data, out, *extra):
+    # the checkpoint's own frame: another one is refused before the model loads (test_reliability covers that)
+    frame = checkpoint_coord_frame(model)
     main(["cue-search", "--backend", "hf", "--model", str(model), "--data", str(data), "--out", str(out),
-          "--coord-frame", "qwen2_5_vl", "--max-new-tokens", "6", "--batch-size", "2", *extra])  # fmt: skip
+          "--coord-frame", frame, "--max-new-tokens", "6", "--batch-size", "2", *extra])  # fmt: skip
 
 
 def test_cue_search_hf_generates_saves_and_scores(tmp_path, tiny_checkpoint):

@@ -57,9 +57,40 @@ def tiny_dataset(tmp_path):
     return write_tiny_dataset(tmp_path / "data", CUE_SEARCH_PROBLEM, [(640, 480), (40, 32)])
 
 
+# Python imports the first sitecustomize it finds at startup: put on PYTHONPATH, this one hides EasyR1 from a process
+HIDE_EASYR1 = """
+import importlib.abc
+import importlib.metadata
+import sys
+
+_distribution = importlib.metadata.distribution
+
+
+def _without_verl(name):
+    if name == "verl":
+        raise importlib.metadata.PackageNotFoundError(name)
+    return _distribution(name)
+
+
+class _HideVerl(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "verl" or name.startswith("verl."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+importlib.metadata.distribution = _without_verl
+sys.meta_path.insert(0, _HideVerl())
+"""
+
+
 @pytest.fixture
-def without_easyr1(monkeypatch):
-    """Preflight as on a machine without EasyR1 (CI installs it, so there its absence is simulated)."""
+def without_easyr1(monkeypatch, tmp_path_factory):
+    """Preflight as on a machine without EasyR1 (CI installs it, so there its absence is simulated).
+
+    In this process the preflight's EasyR1 check sees no ``verl``; the returned PYTHONPATH entry hides it from a
+    subprocess too (a launcher's ``python3 -m locus_train.preflight``).
+    """
     import importlib.metadata
 
     import locus_train.preflight
@@ -69,3 +100,6 @@ def without_easyr1(monkeypatch):
 
     check = locus_train.preflight.check_easyr1
     monkeypatch.setattr(locus_train.preflight, "check_easyr1", lambda: check(missing))
+    shim = tmp_path_factory.mktemp("without_easyr1")
+    (shim / "sitecustomize.py").write_text(HIDE_EASYR1)
+    return str(shim)

@@ -1,12 +1,11 @@
 """`locus-train`: help on stdout, a missing or unknown command is a usage error, subcommands reach their parser."""
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from locus_train.cli import main
+from tests.testing_utils import installed_command
 
 
 def test_help_lists_the_commands_on_stdout(capsys):
@@ -26,6 +25,6 @@ def test_missing_or_unknown_command_is_a_usage_error(argv, capsys):
 
 def test_console_script_runs_the_trl_parser():
     # the installed entry point dispatches to `locus-train trl`, whose own --help describes it
-    script = Path(sys.executable).with_name("locus-train")  # the venv's bin/, which need not be on PATH
-    result = subprocess.run([str(script), "trl", "--help"], capture_output=True, text=True)
+    # the script of the interpreter running the tests (its bin/, else its entry point): any environment, one verdict
+    result = subprocess.run([*installed_command("locus-train"), "trl", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "GRPOTrainer" in result.stdout

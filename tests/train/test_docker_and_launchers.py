@@ -6,7 +6,6 @@ import subprocess
 import pytest
 
 from locus_train.preflight import PINNED_COMMIT
-from tests.testing_utils import require_no_easyr1
 
 from .conftest import RECIPES, REPO_ROOT
 
@@ -63,14 +62,15 @@ def test_every_recipe_has_a_launcher():
     assert sorted(p.stem for p in LAUNCHERS) == sorted(p.stem for p in RECIPES)
 
 
-@require_no_easyr1  # with EasyR1 installed: tests/train/easyr1/test_launch_path.py (every check passes)
-def test_launcher_dry_run_fails_loudly_without_easyr1(tmp_path):
-    # EasyR1 absent: non-zero exit, the fix in the message, the command still printed
+def test_launcher_dry_run_fails_loudly_without_easyr1(tmp_path, without_easyr1):
+    # EasyR1 absent (hidden from the launcher's python, so this runs where CI has it installed): non-zero exit, the
+    # fix in the message, the command still printed (with EasyR1: tests/train/easyr1/test_launch_path.py)
     env = {"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path / "data"), "HOME": str(tmp_path)}
     import os
     import sys
 
     env["PATH"] = f"{os.path.dirname(sys.executable)}:{env['PATH']}"
+    env["PYTHONPATH"] = without_easyr1
     result = subprocess.run(
         ["bash", str(REPO_ROOT / "examples/locus_qwen2_5_vl_7b.sh"), "--dry-run", "trainer.total_epochs=2"],
         capture_output=True,
