@@ -45,7 +45,14 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from locus_agent.conversation import with_tool_schema
-from locus_agent.processor import ModelNotFound, load_processor, pixel_limits, resolve_model
+from locus_agent.processor import (
+    ALLOW_FRAME_MISMATCH,
+    ModelNotFound,
+    check_checkpoint_frame,
+    load_processor,
+    pixel_limits,
+    resolve_model,
+)
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.images import BadImage, check_image_size, open_image
@@ -310,6 +317,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the recipe's data.max_pixels (default: --recipe's, else {DEFAULT_FRAME.max_pixels})",
     )
     parser.add_argument("--max-prompt-length", type=int, help="the recipe's data.max_prompt_length (or --recipe)")
+    parser.add_argument(
+        ALLOW_FRAME_MISMATCH,
+        action="store_true",
+        help="measure even when the checkpoint's family (config.json model_type, patch size) is not --recipe's",
+    )
     parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS, help="splits to measure")
     parser.add_argument(
         "--report",
@@ -399,8 +411,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"measure-prompts: error: --system-prompt {args.system_prompt} not found", file=sys.stderr)
         return 2
     try:
-        processor = load_processor(resolve_model(args.model, download=True))
-    except (ModelNotFound, ValueError) as err:  # ValueError: a checkpoint without a Qwen-VL processor
+        model_dir = resolve_model(args.model, download=True)
+        if args.recipe is not None and not args.allow_frame_mismatch:
+            # a recipe of the other family measures another chat template and image grid: numbers, but wrong ones
+            frame = read_recipe(args.recipe).coord_frame
+            check_checkpoint_frame(model_dir, frame, "coord_frame", where=f"--recipe {args.recipe}: ")
+        processor = load_processor(model_dir)
+    except (ModelNotFound, UserError, ValueError) as err:  # ValueError: a checkpoint without a Qwen-VL processor
         print(f"measure-prompts: error: {err}", file=sys.stderr)
         return 2
     if args.recipe is None and args.format_prompt is None and not args.no_format_prompt:

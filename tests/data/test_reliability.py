@@ -436,6 +436,19 @@ def test_class6_and_7_measure_prompts_with_a_model(files, tiny_qwen2_5_vl, tmp_p
     assert (tmp_path / "ds" / "prompt_lengths.json").is_file()
 
 
+@require_torch
+def test_class4_measure_prompts_refuses_a_recipe_of_the_other_family(files, tiny_qwen2_5_vl, tmp_path):
+    # a Qwen3-VL recipe with a Qwen2.5-VL checkpoint used to measure another template and grid, exit 0
+    qwen3 = str(REPO / "config" / "locus_qwen3_vl_4b.yaml")
+    data = _copy(files["ds"], tmp_path / "ds")
+    base = ["measure-prompts", str(data), "--model", str(tiny_qwen2_5_vl), "--recipe", qwen3, "--quiet"]
+    one_line_error(run(*base), "--recipe", "qwen3_vl", "--allow-frame-mismatch")
+    assert not (data / "prompt_lengths.json").exists()
+    # the override measures anyway, on purpose
+    assert run(*base, "--allow-frame-mismatch").returncode in (0, 1)
+    assert (data / "prompt_lengths.json").is_file()
+
+
 # --- class 7: hostile images -------------------------------------------------------------------------------------
 
 
