@@ -127,6 +127,7 @@ def test_measure_prompts_counts_an_lfpc_runs_system_prompt(lfpc_data, checkpoint
     data = config.data
     argv = [str(lfpc_data), "--model", str(model), "--min-pixels", str(data.min_pixels), "--max-pixels"]
     argv += [str(data.max_pixels), "--max-prompt-length", str(data.max_prompt_length), "--splits", "train", "--quiet"]
+    argv += ["--format-prompt", "none"]  # LFPC recipes have none: the question carries its instruction
     assert measure_prompts([*argv, "--system-prompt", str(system), "--report", str(tmp_path / "with.json")]) == 0
     report = PromptLengthReport.read(tmp_path / "with.json")
     assert (report.splits["train"].min, report.splits["train"].max) == (min(easyr1_lengths), max(easyr1_lengths))
