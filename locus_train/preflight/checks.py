@@ -316,10 +316,11 @@ def sample_ground_truth(cfg: dict[str, Any]) -> str:
     return dumps((100.0, 80.0, 132.0, 120.0), 640, 480)
 
 
-def check_reward(cfg: dict[str, Any]) -> Check:
-    """Load the reward file the way EasyR1 does and score a perfect and an empty answer with the recipe's kwargs."""
+def score_right_and_empty(cfg: dict[str, Any], right: str, gt_text: str) -> list[dict[str, float]] | Check:
+    """Load the recipe's reward file the way EasyR1 does and score ``right`` and an empty answer against
+    ``gt_text`` with the recipe's kwargs: the two score dicts, or the failing Check (the file does not load, the
+    function raises -- EasyR1 would crash -- or it does not return one dict with ``overall`` per input)."""
     path, name = cfg["worker"]["reward"]["reward_function"].rsplit(":", 1)
-    kwargs = cfg["worker"]["reward"]["reward_function_kwargs"]
     try:
         spec = importlib.util.spec_from_file_location("custom_reward_fn", path)
         module = importlib.util.module_from_spec(spec)
@@ -332,25 +333,32 @@ def check_reward(cfg: dict[str, Any]) -> Check:
             f"cannot load {path}:{name} ({type(err).__name__}: {err}); is the project "
             "installed (pip install -e .) on every node?",
         )
-    gt_text = sample_ground_truth(cfg)
-    gt = loads(gt_text)
-    try:
-        frame = frame_options(kwargs)
-    except (TypeError, ValueError) as err:
-        return Check("reward", False, f"worker.reward.reward_function_kwargs: {err}")
-    box = to_model(gt.box, gt.width, gt.height, frame.coord_frame, **frame.pixel_kwargs)
-    think = "The cue is here." if frame.think_prefilled else "<think>The cue is here."
-    perfect = f"{think}</think><answer>{format_answer(box, decimals=2)}</answer>"
     inputs = [
-        {"response": perfect, "response_length": len(perfect), "ground_truth": gt_text},
+        {"response": right, "response_length": len(right), "ground_truth": gt_text},
         {"response": "no answer", "response_length": 9, "ground_truth": gt_text},
     ]
     try:
-        scores = function(inputs, **kwargs)
+        scores = function(inputs, **cfg["worker"]["reward"]["reward_function_kwargs"])
     except Exception as err:
         return Check("reward", False, f"{path}:{name} raised {type(err).__name__}: {err} (EasyR1 would crash)")
     if not isinstance(scores, list) or len(scores) != 2 or not all("overall" in s for s in scores):
         return Check("reward", False, f"{path}:{name} must return one dict with `overall` per input, got {scores!r}")
+    return scores
+
+
+def check_reward(cfg: dict[str, Any]) -> Check:
+    """The cue-search reward scores a perfect box in the recipe's frame ~1 and an empty answer 0."""
+    gt_text = sample_ground_truth(cfg)
+    gt = loads(gt_text)
+    try:
+        frame = frame_options(cfg["worker"]["reward"]["reward_function_kwargs"])
+    except (TypeError, ValueError) as err:
+        return Check("reward", False, f"worker.reward.reward_function_kwargs: {err}")
+    box = to_model(gt.box, gt.width, gt.height, frame.coord_frame, **frame.pixel_kwargs)
+    think = "The cue is here." if frame.think_prefilled else "<think>The cue is here."
+    scores = score_right_and_empty(cfg, f"{think}</think><answer>{format_answer(box, decimals=2)}</answer>", gt_text)
+    if isinstance(scores, Check):
+        return scores
     if scores[0].get("iou", 0.0) < 0.95 or scores[1]["overall"] != 0:
         return Check(
             "reward",

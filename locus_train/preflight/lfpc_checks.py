@@ -4,7 +4,6 @@ The config rules are :func:`locus_train.preflight.checks.lfpc_rule_errors` (``lf
 budgets); the order the checks run in, and the stages, are :mod:`locus_train.preflight.lfpc`'s.
 """
 
-import importlib.util
 import shlex
 import subprocess
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from locus_data.rows import read_batches
 from locus_reward.lfpc_ground_truth import dumps, loads
 from locus_reward.options import LfpcOptions
 from locus_train.easyr1.config import is_stage2
-from locus_train.preflight.checks import Check, check_model
+from locus_train.preflight.checks import Check, check_model, score_right_and_empty
 from locus_train.preflight.plan import TASKS, Plan
 
 
@@ -74,29 +73,15 @@ def sample_ground_truth(cfg: dict[str, Any]) -> str:
 
 
 def check_lfpc_reward(cfg: dict[str, Any]) -> Check:
-    """Load the reward file the way EasyR1 does and score a right and an empty answer with the recipe's kwargs."""
-    path, name = cfg["worker"]["reward"]["reward_function"].rsplit(":", 1)
-    kwargs = cfg["worker"]["reward"]["reward_function_kwargs"]
-    try:
-        spec = importlib.util.spec_from_file_location("custom_reward_fn", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        function = getattr(module, name)
-    except Exception as err:
-        return Check("reward", False, f"cannot load {path}:{name} ({type(err).__name__}: {err})")
+    """The LFPC reward scores a right answer above an empty one, with accuracy 1."""
+    name = cfg["worker"]["reward"]["reward_function"].rsplit(":", 1)[1]
     gt_text = sample_ground_truth(cfg)
-    think = "" if LfpcOptions.from_kwargs(kwargs).think_prefilled else "<think>"
+    options = LfpcOptions.from_kwargs(cfg["worker"]["reward"]["reward_function_kwargs"])
+    think = "" if options.think_prefilled else "<think>"
     right = f"{think}It is there.</think><answer>{loads(gt_text).answer}</answer>"
-    inputs = [
-        {"response": right, "response_length": len(right), "ground_truth": gt_text},
-        {"response": "no answer", "response_length": 9, "ground_truth": gt_text},
-    ]
-    try:
-        scores = function(inputs, **kwargs)
-    except Exception as err:
-        return Check("reward", False, f"{path}:{name} raised {type(err).__name__}: {err} (EasyR1 would crash)")
-    if not isinstance(scores, list) or len(scores) != 2 or not all("overall" in s for s in scores):
-        return Check("reward", False, f"{path}:{name} must return one dict with `overall` per input, got {scores!r}")
+    scores = score_right_and_empty(cfg, right, gt_text)
+    if isinstance(scores, Check):
+        return scores
     if scores[0].get("accuracy") != 1 or not scores[0]["overall"] > scores[1]["overall"]:
         return Check("reward", False, f"a right answer scored {scores[0]} and no answer {scores[1]}: check the kwargs")
     right, none = scores[0]["overall"], scores[1]["overall"]
