@@ -204,6 +204,7 @@ def system_prompt_text(config: LfpcConfig, coord_frame: str, root: str | Path | 
 
     >>> system_prompt_text(LfpcConfig(), "qwen3_vl").startswith("You are a helpful assistant")
     True
+    >>> from locus_agent.conversation import system_prompt
     >>> system_prompt_text(LfpcConfig(), "qwen3_vl") == system_prompt("qwen3_vl")
     True
     """
