@@ -24,6 +24,7 @@ from typing import Any
 from locus_data.build_inputs import Sources
 from locus_data.build_plan import check_capacity, shortfall
 from locus_data.build_state import check_finished_build_matches, start_or_resume
+from locus_data.build_walk import Walk
 from locus_data.coco_index import build_index
 from locus_data.config import SPLITS, DataConfig, split_path
 from locus_data.errors import UserError
@@ -70,8 +71,6 @@ def build(
         order = image_order(index.images, cfg.seed)
         check_capacity(cfg, order)
         state = start_or_resume(cfg, sources, out, resume, len(order), print_)
-        from locus_data.build_walk import Walk  # heavy: numpy and pyarrow (its row columns), after the pool forked
-
         Walk(cfg, sources, out, order, state, pool, workers).run(progress)
     finally:
         if pool is not None:
