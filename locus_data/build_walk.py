@@ -106,7 +106,7 @@ class Walk:
         self.offers = {img.image_id: Counter(c.size_bin for c in img.candidates) for img in order}  # per bin
         self.buffer = ChunkBuffer()
         self.skipped, self.reencoded = Counter(state.skipped), Counter(state.reencoded)
-        # batches of tasks in walk order: (async result or task list, number of images, cues offered per bin)
+        # batches in walk order: ((async result or None without a pool, tasks), number of images, cues offered per bin)
         self.pending: deque = deque()
         self.in_flight = 0
         self.flight_offers: Counter = Counter()  # cues the images in flight offer, per bin
@@ -184,7 +184,7 @@ class Walk:
                         offered[b] += offer
                         need[b] -= offer
             if batch:
-                self.pending.append((self.pool.submit(batch) if self.pool else batch, len(batch), offered))
+                self.pending.append(((self.pool.submit(batch) if self.pool else None, batch), len(batch), offered))
                 self.in_flight += len(batch)
                 self.flight_offers += offered
         return bool(self.pending)
@@ -199,10 +199,15 @@ class Walk:
 
     def receive(self) -> list[ImageResult]:
         """The oldest batch's results (decoded here when there is no pool)."""
-        item, count, offered = self.pending.popleft()
+        (item, tasks), count, offered = self.pending.popleft()
         self.in_flight -= count
         self.flight_offers -= offered
-        return item.get() if self.pool else [process_source_image(task, self.settings) for task in item]
+        if not self.pool:
+            return [process_source_image(task, self.settings) for task in tasks]
+        results = item.get()
+        for result, task in zip(results, tasks):
+            result.task = task  # the pool sends results back without their task
+        return results
 
     def wait_in_flight(self) -> None:
         """Have the pool skip the images still in flight (their results are not needed) and wait until it is idle.
@@ -213,7 +218,7 @@ class Walk:
         if self.pool:
             self.pool.skip_rest()
         while self.pending:
-            item, count, offered = self.pending.popleft()
+            (item, _), count, offered = self.pending.popleft()
             self.in_flight -= count
             self.flight_offers -= offered
             if self.pool:
