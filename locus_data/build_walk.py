@@ -10,11 +10,11 @@ never on ``--workers`` or timing (stats count skips only for images the walk nee
 
 **Parallelism.** The unit of work is one source image with all its cues, so each JPEG is decoded once. The main
 process keeps a bounded window of images in flight (batches of ``TASK_BATCH`` via ``apply_async``, consumed in
-order; near the end never more than the cues still needed), and never sends an image, or cuts a cue, whose bins are
-already full, which is safe because results only ever fill bins. Workers plan and cut the cues and return cue bytes
-only; the main process reads unchanged source files itself, so full images never cross a process boundary. Parquet
-writing runs in a writer thread (pyarrow releases the GIL), overlapping the next chunk's work; its first job opens
-the final files (importing pyarrow) while the pool decodes the first images.
+order; near the end only as many as the cues still needed call for), and never sends an image, or cuts a cue, whose
+bins are already full, which is safe because results only ever fill bins. Workers plan and cut the cues and return
+cue bytes only; the main process reads unchanged source files itself, so full images never cross a process boundary.
+Parquet writing runs in a writer thread (pyarrow releases the GIL), overlapping the next chunk's work; its first job
+opens the final files (importing pyarrow) while the pool decodes the first images.
 """
 
 from collections import Counter, deque
@@ -103,11 +103,13 @@ class Walk:
         self.quotas = {s: cfg.bin_counts(s) for s in FILL_ORDER}
         self.settings = worker_settings(cfg, out)
         self.wanted = tuple(b for b in SIZE_BINS if any(self.quotas[s][b] for s in FILL_ORDER))
-        self.offers = {img.image_id: {c.size_bin for c in img.candidates} for img in order}
+        self.offers = {img.image_id: Counter(c.size_bin for c in img.candidates) for img in order}  # per bin
         self.buffer = ChunkBuffer()
         self.skipped, self.reencoded = Counter(state.skipped), Counter(state.reencoded)
-        self.pending: deque = deque()  # batches of tasks in walk order: (async result or task list, number of images)
+        # batches in walk order: ((async result or None without a pool, tasks), number of images, cues offered per bin)
+        self.pending: deque = deque()
         self.in_flight = 0
+        self.flight_offers: Counter = Counter()  # cues the images in flight offer, per bin
         self.pos = state.next_pos  # next image to send
         self.considered_in_chunk = 0
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="locus-writer")
@@ -160,28 +162,52 @@ class Walk:
     def send(self) -> bool:
         """Top up the images in flight; False when nothing is left to receive.
 
-        Near the end never more images are in flight than cues still needed (each offers at least one), so little
-        is decoded in vain once the bins fill; cues of bins already full in both splits are never cut.
+        Near the end no image is sent once the cues the images in flight offer would fill every open bin (each
+        offers, per open bin, its planned cues there): little is decoded in vain once the bins fill, and should
+        some of those images fail, the next call, made as their results come in, sends more. Cues of bins already
+        full in both splits are never cut.
         """
-        limit = min(MAX_IN_FLIGHT_PER_WORKER * max(self.workers, 1), max(self.workers, self.remaining()))
-        while self.in_flight < limit and self.pos < len(self.order):
-            batch = []
+        limit = MAX_IN_FLIGHT_PER_WORKER * max(self.workers, 1)
+        need = self.uncovered()
+        while self.in_flight < limit and self.pos < len(self.order) and any(n > 0 for n in need.values()):
+            batch, offered = [], Counter()
             while len(batch) < TASK_BATCH and self.in_flight + len(batch) < limit and self.pos < len(self.order):
+                if not any(n > 0 for n in need.values()):
+                    break
                 img = self.order[self.pos]
                 self.pos += 1
-                bins = tuple(b for b in self.wanted if self.is_open(b) and b in self.offers[img.image_id])
+                bins = tuple(b for b in self.wanted if self.is_open(b) and self.offers[img.image_id][b])
                 if bins:
                     batch.append(ImageTask(self.pos - 1, str(self.sources.images / img.file_name), img, bins))
+                    for b in bins:
+                        offer = min(self.offers[img.image_id][b], self.cfg.max_cues_per_image)
+                        offered[b] += offer
+                        need[b] -= offer
             if batch:
-                self.pending.append((self.pool.submit(batch) if self.pool else batch, len(batch)))
+                self.pending.append(((self.pool.submit(batch) if self.pool else None, batch), len(batch), offered))
                 self.in_flight += len(batch)
+                self.flight_offers += offered
         return bool(self.pending)
+
+    def uncovered(self) -> dict[str, int]:
+        """Per size bin: cues still needed (both splits) less those the images in flight offer."""
+        counts, quotas = self.state.counts, self.quotas
+        return {
+            b: sum(max(0, quotas[s][b] - counts[s][b]) for s in FILL_ORDER) - self.flight_offers[b]
+            for b in self.wanted
+        }
 
     def receive(self) -> list[ImageResult]:
         """The oldest batch's results (decoded here when there is no pool)."""
-        item, count = self.pending.popleft()
+        (item, tasks), count, offered = self.pending.popleft()
         self.in_flight -= count
-        return item.get() if self.pool else [process_source_image(task, self.settings) for task in item]
+        self.flight_offers -= offered
+        if not self.pool:
+            return [process_source_image(task, self.settings) for task in tasks]
+        results = item.get()
+        for result, task in zip(results, tasks):
+            result.task = task  # the pool sends results back without their task
+        return results
 
     def wait_in_flight(self) -> None:
         """Have the pool skip the images still in flight (their results are not needed) and wait until it is idle.
@@ -192,8 +218,9 @@ class Walk:
         if self.pool:
             self.pool.skip_rest()
         while self.pending:
-            item, count = self.pending.popleft()
+            (item, _), count, offered = self.pending.popleft()
             self.in_flight -= count
+            self.flight_offers -= offered
             if self.pool:
                 item.get()
 

@@ -1,7 +1,8 @@
 """Read a COCO-format detection file into the cue candidates each image offers.
 
-The file is parsed with ``json`` and indexed with pycocotools, after a structural check that turns a malformed file
-into one message naming the entry at fault (pycocotools itself would fail later with a bare KeyError). LVIS-style
+The file is parsed with ``json`` and its annotations grouped per image (as pycocotools' ``COCO.createIndex`` groups
+them, without its import of numpy, which would delay the build's first decode), after a structural check that turns
+a malformed file into one message naming the entry at fault, instead of a bare KeyError later. LVIS-style
 files (no ``iscrowd``, ``coco_url`` instead of ``file_name``) are accepted too.
 
 Per annotation, in this order: crowd (``iscrowd=1``) and degenerate boxes (non-finite, w or h <= 0) are never used;
@@ -13,8 +14,6 @@ skipping them would drop valid objects; the cue is cut from the visible part, wh
 pair stays consistent).
 """
 
-import contextlib
-import io
 import json
 import math
 from collections import Counter
@@ -169,20 +168,17 @@ def eligible_box(bbox: list, width: int, height: int, min_size: int) -> tuple[Bo
 
 def build_index(path: str | Path, cfg: DataConfig) -> CocoIndex:
     """Load ``path`` and list, per image, the annotations usable as cues under ``cfg``."""
-    from pycocotools.coco import COCO  # only the build indexes annotations
-
     data = load_annotations(path)
-    coco = COCO()
-    coco.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
-        coco.createIndex()
+    image_anns: dict[int, list[dict]] = {}  # per image id, its annotations in file order
+    for ann in data["annotations"]:
+        image_anns.setdefault(ann["image_id"], []).append(ann)
     skipped: Counter = Counter()
     clamped = 0
     images: list[SourceImage] = []
-    for image_id, img in coco.imgs.items():
-        width, height = img["width"], img["height"]
+    for img in data["images"]:
+        image_id, width, height = img["id"], img["width"], img["height"]
         candidates = []
-        for ann in coco.imgToAnns.get(image_id, []):
+        for ann in image_anns.get(image_id, []):
             if ann.get("iscrowd", 0):
                 skipped["crowd"] += 1
                 continue

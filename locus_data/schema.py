@@ -13,21 +13,29 @@ readers see exactly :func:`schema`).
 
 Arrays are assembled from numpy buffers rather than with ``pa.array``: faster for 100K rows of image bytes, and it
 keeps pyarrow from importing pandas (half a second) to sniff its input.
+
+numpy and pyarrow are imported by the functions that build Arrow data, not with the column names: ``locus-data build``
+imports the names before it forks its pool, and both start threads of their own when loaded
+(:func:`locus_data.worker.pool_start_method`). ``IMAGE_STRUCT`` and ``METADATA_FIELDS`` are built on first access.
 """
 
-import json
-from typing import Any, NamedTuple
+from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
+import json
+from functools import cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from locus_data.errors import UserError
+
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
 
 
 PROBLEM, IMAGES, ANSWER = "problem", "images", "answer"
 """the columns EasyR1 reads: the recipes' ``data.prompt_key``, ``data.image_key`` and ``data.answer_key``"""
 EASYR1_COLUMNS = (PROBLEM, IMAGES, ANSWER)
-IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 IMAGE_ID, ANN_ID, SIZE_BIN, CUE_SOURCE, AREA_RATIO = "image_id", "ann_id", "size_bin", "cue_source", "area_ratio"
 CROP_BOX, CUE_WIDTH, CUE_HEIGHT = "crop_box", "cue_width", "cue_height"
 CUE_SCALE, CUE_UPSAMPLED, SPLIT = "cue_scale", "cue_upsampled", "split"
@@ -40,25 +48,48 @@ VQA_ID, VQA_IMAGE, VQA_QUESTION, VQA_ANSWER = "id", "image", "question", ANSWER
 VQA_CHOICES, VQA_BOXES = "choices", "boxes"
 VQA_VIEW_IMAGE, VQA_SELECTION = "view_image", "selection"
 
-METADATA_FIELDS = [
-    pa.field(SPLIT, pa.string()),
-    pa.field(IMAGE_ID, pa.int64()),
-    pa.field(ANN_ID, pa.int64()),  # -1: the cue is not an object (random crop)
-    pa.field(CATEGORY_ID, pa.int64()),  # -1 for random crops
-    pa.field(SIZE_BIN, pa.string()),
-    pa.field(CUE_SOURCE, pa.string()),
-    pa.field(AREA_RATIO, pa.float64()),  # object-box (or random window before padding) area / source image area
-    pa.field(SOURCE_FILE, pa.string()),
-    pa.field(SOURCE_WIDTH, pa.int32()),
-    pa.field(SOURCE_HEIGHT, pa.int32()),
-    pa.field(OBJ_BOX, pa.list_(pa.float64())),  # clamped object box in source pixels; null for random crops
-    pa.field(CROP_BOX, pa.list_(pa.float64())),  # the cut window in source pixels (= answer box when not rescaled)
-    pa.field(CUE_WIDTH, pa.int32()),
-    pa.field(CUE_HEIGHT, pa.int32()),
-    pa.field(CUE_SCALE, pa.float64()),  # drawn scale; the stored cue may be larger when cue_upsampled
-    pa.field(CUE_UPSAMPLED, pa.bool_()),
-    pa.field(FULL_REENCODED, pa.string()),  # null: images[0] holds the source file's bytes unchanged
-]
+
+@cache
+def _image_struct() -> pa.DataType:
+    """``IMAGE_STRUCT``: one image of the ``images`` column, as a Hugging Face ``Image`` feature stores it."""
+    import pyarrow as pa  # heavy: see the module docstring
+
+    return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+@cache
+def _metadata_fields() -> list[pa.Field]:
+    """``METADATA_FIELDS``: the metadata columns after EasyR1's, with their Arrow types."""
+    import pyarrow as pa  # heavy: see the module docstring
+
+    return [
+        pa.field(SPLIT, pa.string()),
+        pa.field(IMAGE_ID, pa.int64()),
+        pa.field(ANN_ID, pa.int64()),  # -1: the cue is not an object (random crop)
+        pa.field(CATEGORY_ID, pa.int64()),  # -1 for random crops
+        pa.field(SIZE_BIN, pa.string()),
+        pa.field(CUE_SOURCE, pa.string()),
+        pa.field(AREA_RATIO, pa.float64()),  # object-box (or random window before padding) area / source image area
+        pa.field(SOURCE_FILE, pa.string()),
+        pa.field(SOURCE_WIDTH, pa.int32()),
+        pa.field(SOURCE_HEIGHT, pa.int32()),
+        pa.field(OBJ_BOX, pa.list_(pa.float64())),  # clamped object box in source pixels; null for random crops
+        pa.field(CROP_BOX, pa.list_(pa.float64())),  # the cut window in source pixels (= answer box when not rescaled)
+        pa.field(CUE_WIDTH, pa.int32()),
+        pa.field(CUE_HEIGHT, pa.int32()),
+        pa.field(CUE_SCALE, pa.float64()),  # drawn scale; the stored cue may be larger when cue_upsampled
+        pa.field(CUE_UPSAMPLED, pa.bool_()),
+        pa.field(FULL_REENCODED, pa.string()),  # null: images[0] holds the source file's bytes unchanged
+    ]
+
+
+def __getattr__(name: str) -> Any:
+    # IMAGE_STRUCT and METADATA_FIELDS, built (importing pyarrow) when a module first imports them
+    if name == "IMAGE_STRUCT":
+        return _image_struct()
+    if name == "METADATA_FIELDS":
+        return _metadata_fields()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 STATISTICS_COLUMNS = [SPLIT, IMAGE_ID, ANN_ID, CATEGORY_ID, SIZE_BIN, CUE_SOURCE, AREA_RATIO]
@@ -68,13 +99,17 @@ help no reader)"""
 
 def schema(image_mode: str) -> pa.Schema:
     """The columns and types of train/val.parquet as readers see them."""
-    images_type = pa.list_(IMAGE_STRUCT) if image_mode == "bytes" else pa.list_(pa.string())
+    import pyarrow as pa  # heavy: see the module docstring
+
+    images_type = pa.list_(_image_struct()) if image_mode == "bytes" else pa.list_(pa.string())
     fields = [pa.field(PROBLEM, pa.string()), pa.field(IMAGES, images_type), pa.field(ANSWER, pa.string())]
-    return pa.schema(fields + METADATA_FIELDS)
+    return pa.schema(fields + _metadata_fields())
 
 
 def write_schema(image_mode: str) -> pa.Schema:
     """:func:`schema` as handed to the writer: image bytes as a dictionary array (one dictionary per row group)."""
+    import pyarrow as pa  # heavy: see the module docstring
+
     logical = schema(image_mode)
     if image_mode != "bytes":
         return logical
@@ -88,6 +123,8 @@ def hf_metadata(image_mode: str) -> dict[str, str]:
 
 
 def _hf_features(arrow_schema: pa.Schema) -> dict:
+    import pyarrow as pa  # heavy: see the module docstring
+
     values = {
         pa.string(): "string",
         pa.int64(): "int64",
@@ -116,6 +153,9 @@ class SourceFile(NamedTuple):
 
 def _binary_values(values: list) -> pa.Array:
     """Binary array of ``bytes`` and :class:`SourceFile` values in one preallocated buffer."""
+    import numpy as np  # heavy: see the module docstring
+    import pyarrow as pa
+
     lengths = [v.nbytes if isinstance(v, SourceFile) else len(v) for v in values]
     offsets = _offsets(lengths)
     data = np.empty(int(offsets[-1]), dtype=np.uint8)
@@ -138,16 +178,24 @@ def _binary_values(values: list) -> pa.Array:
 
 
 def _buffer(values: Any, dtype: Any) -> pa.Buffer:
+    import numpy as np  # heavy: see the module docstring
+    import pyarrow as pa
+
     return pa.py_buffer(np.ascontiguousarray(values, dtype=dtype))
 
 
 def _validity(values: list) -> pa.Buffer | None:
+    import numpy as np  # heavy: see the module docstring
+    import pyarrow as pa
+
     if all(v is not None for v in values):
         return None
     return pa.py_buffer(np.packbits(np.array([v is not None for v in values]), bitorder="little"))
 
 
 def _offsets(lengths: list[int]) -> np.ndarray:
+    import numpy as np  # heavy: see the module docstring
+
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     return offsets
@@ -155,6 +203,9 @@ def _offsets(lengths: list[int]) -> np.ndarray:
 
 def column(values: list, arrow_type: pa.DataType) -> pa.Array:
     """An Arrow array of ``values`` (None is null) for the scalar and list types of :data:`METADATA_FIELDS`."""
+    import numpy as np  # heavy: see the module docstring
+    import pyarrow as pa
+
     n = len(values)
     if pa.types.is_string(arrow_type) or pa.types.is_binary(arrow_type):
         data = [b"" if v is None else v.encode() if isinstance(v, str) else v for v in values]
@@ -178,6 +229,9 @@ def image_column(full: list, cues: list, image_mode: str, keys: list[int]) -> pa
     same ``keys`` value (the image id) share their full image, which the row group's dictionary then holds once (no
     hashing of image bytes needed).
     """
+    import numpy as np  # heavy: see the module docstring
+    import pyarrow as pa
+
     n = len(full)
     if image_mode != "bytes":
         flat = [entry for pair in zip(full, cues) for entry in pair]
@@ -205,6 +259,8 @@ def image_column(full: list, cues: list, image_mode: str, keys: list[int]) -> pa
 
 def rows_table(rows: list[dict[str, Any]], image_mode: str) -> pa.Table:
     """One row group's table, in the writer's schema, from row dicts (the one path every written row group takes)."""
+    import pyarrow as pa  # heavy: see the module docstring
+
     target = write_schema(image_mode)
     arrays = []
     for f in target:

@@ -200,13 +200,16 @@ def _exit_with_parent(parent: int, every: float = 0.2) -> None:
 
 
 def run_tasks(tasks: list[ImageTask]) -> list[ImageResult]:
-    """The results of ``tasks``, in order; fewer (the first ones) once the pool was told to skip the rest."""
+    """The results of ``tasks``, in order, without their task (the caller has it: pickling it back would cost the
+    build's process time); fewer (the first ones) once the pool was told to skip the rest."""
     assert _settings is not None, "init_worker was not called"
     results = []
     for task in tasks:
         if _skipping is not None and _skipping.is_set():
             break
-        results.append(process_source_image(task, _settings))
+        result = process_source_image(task, _settings)
+        result.task = None  # type: ignore[assignment]  # the build holds its tasks: not sent back (see Walk.receive)
+        results.append(result)
     return results
 
 
