@@ -129,6 +129,31 @@ def main(argv: list[str] | None = None) -> int:
     return run(args)
 
 
+def rlhf_dataset(data: Any, processor: Any, split: str = "train") -> Any:
+    """EasyR1's ``RLHFDataset`` of ``split`` with the arguments ``verl.trainer.data_loader.create_dataloader`` passes
+    (``data``: the config's data section), one filter process (more would only contend for a CPU's cores)."""
+    from verl.utils.dataset import RLHFDataset  # heavy: EasyR1 (torch, transformers)
+
+    return RLHFDataset(
+        data_path=data.train_files if split == "train" else data.val_files,
+        tokenizer=processor.tokenizer,
+        processor=processor,
+        prompt_key=data.prompt_key,
+        answer_key=data.answer_key,
+        image_key=data.image_key,
+        video_key=data.video_key,
+        image_dir=data.image_dir,
+        video_fps=data.video_fps,
+        max_prompt_length=data.max_prompt_length,
+        truncation="right",
+        format_prompt=data.format_prompt,
+        min_pixels=data.min_pixels,
+        max_pixels=data.max_pixels,
+        filter_overlong_prompts=data.filter_overlong_prompts,
+        filter_overlong_prompts_workers=1,
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # the settings and the data, checked before any model loads
 # ----------------------------------------------------------------------------------------------------------------
@@ -360,7 +385,7 @@ class Step:
         from torchdata.stateful_dataloader import StatefulDataLoader
         from transformers import AutoModelForImageTextToText
         from verl.trainer.core_algos import get_kl_controller
-        from verl.utils.dataset import RLHFDataset, collate_fn
+        from verl.utils.dataset import collate_fn
         from verl.utils.torch_functional import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup
         from verl.workers.actor.dp_actor import DataParallelPPOActor
         from verl.workers.reward import AutoRewardManager
@@ -376,24 +401,7 @@ class Step:
 
             system_prompted(self.processor, config, self.root)
         self.tokenizer = self.processor.tokenizer
-        dataset = RLHFDataset(
-            data_path=data.train_files,
-            tokenizer=self.tokenizer,
-            processor=self.processor,
-            prompt_key=data.prompt_key,
-            answer_key=data.answer_key,
-            image_key=data.image_key,
-            video_key=data.video_key,
-            image_dir=data.image_dir,
-            video_fps=data.video_fps,
-            max_prompt_length=data.max_prompt_length,
-            truncation="right",
-            format_prompt=data.format_prompt,
-            min_pixels=data.min_pixels,
-            max_pixels=data.max_pixels,
-            filter_overlong_prompts=data.filter_overlong_prompts,
-            filter_overlong_prompts_workers=1,
-        )
+        dataset = rlhf_dataset(data, self.processor)
         if len(dataset) < data.rollout_batch_size:
             raise UserError(
                 f"{len(dataset)} rows fit data.max_prompt_length {data.max_prompt_length}, fewer than one batch"

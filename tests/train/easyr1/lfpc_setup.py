@@ -59,28 +59,13 @@ class Setup:
 
 
 def make_setup(config: Any, model: Path, backbone: str) -> Setup:
-    from verl.utils.dataset import RLHFDataset
-
     from locus_agent.processor import load_processor
     from locus_train.easyr1.main import system_prompted
+    from locus_train.easyr1.step import rlhf_dataset
 
     recipe = RECIPES[1]
     processor = system_prompted(load_processor(model), config, recipe_root(recipe))
-    data = config.data
-    dataset = RLHFDataset(
-        data_path=data.train_files,
-        tokenizer=processor.tokenizer,
-        processor=processor,
-        prompt_key=data.prompt_key,
-        answer_key=data.answer_key,
-        image_key=data.image_key,
-        max_prompt_length=data.max_prompt_length,
-        truncation="right",
-        format_prompt=data.format_prompt,
-        min_pixels=data.min_pixels,
-        max_pixels=data.max_pixels,
-        filter_overlong_prompts=False,
-    )
+    dataset = rlhf_dataset(config.data, processor)
     return Setup(config, processor, dataset, backbone)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from locus_agent.processor import load_processor
+from locus_train.easyr1.step import rlhf_dataset as step_dataset
 from locus_train.prompt_lengths import measure_file
 from locus_train.prompting import load_format_prompt
 from tests.testing_utils import require_easyr1
@@ -21,27 +22,7 @@ pytestmark = require_easyr1
 
 def rlhf_dataset(config, split: str, processor):
     """RLHFDataset with the arguments ``verl.trainer.data_loader.create_dataloader`` passes, the filter on."""
-    from verl.utils.dataset import RLHFDataset
-
-    data = config.data
-    return RLHFDataset(
-        data_path=data.train_files if split == "train" else data.val_files,
-        tokenizer=processor.tokenizer,
-        processor=processor,
-        prompt_key=data.prompt_key,
-        answer_key=data.answer_key,
-        image_key=data.image_key,
-        video_key=data.video_key,
-        image_dir=data.image_dir,
-        video_fps=data.video_fps,
-        max_prompt_length=data.max_prompt_length,
-        truncation="right",
-        format_prompt=data.format_prompt,
-        min_pixels=data.min_pixels,
-        max_pixels=data.max_pixels,
-        filter_overlong_prompts=data.filter_overlong_prompts,
-        filter_overlong_prompts_workers=1,  # the recipes' 16 processes would only contend for CI's two cores
-    )
+    return step_dataset(config.data, processor, split)
 
 
 @pytest.fixture(scope="module", params=CUE_RECIPES, ids=lambda p: p.stem)
