@@ -28,7 +28,7 @@ BACKBONES = {"qwen2_5_vl": ("qwen2_5_vl", False), "qwen3_vl_thinking": ("qwen3_v
 def lfpc_config(stage: int, data_dir: Path, model: Path, backbone: str = "qwen2_5_vl", overrides: tuple = ()) -> Any:
     """Our entry point's config for a test recipe, with the paths easyr1-step passes and the CPU-forced keys."""
     from locus_train.easyr1.main import build_config
-    from locus_train.easyr1.step import FORCED, path_overrides
+    from locus_train.easyr1.step_setup import FORCED, path_overrides
 
     recipe = RECIPES[stage]
     coord_frame, think = BACKBONES[backbone]
@@ -61,7 +61,7 @@ class Setup:
 def make_setup(config: Any, model: Path, backbone: str) -> Setup:
     from locus_agent.processor import load_processor
     from locus_train.easyr1.main import system_prompted
-    from locus_train.easyr1.step import rlhf_dataset
+    from locus_train.easyr1.step_setup import rlhf_dataset
 
     recipe = RECIPES[1]
     processor = system_prompted(load_processor(model), config, recipe_root(recipe))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from locus_agent.processor import load_processor
-from locus_train.easyr1.step import rlhf_dataset as step_dataset
+from locus_train.easyr1.step_setup import rlhf_dataset as step_dataset
 from locus_train.prompt_lengths import measure_file
 from locus_train.prompting import load_format_prompt
 from tests.testing_utils import require_easyr1
@@ -92,7 +92,7 @@ def test_measure_prompts_counts_an_lfpc_runs_system_prompt(lfpc_data, checkpoint
     from locus_data.yaml_config import read_yaml
     from locus_train.easyr1.config import system_prompt_file
     from locus_train.easyr1.main import build_config, system_prompted
-    from locus_train.easyr1.step import FORCED, path_overrides
+    from locus_train.easyr1.step_setup import FORCED, path_overrides
     from locus_train.prompt_lengths import main as measure_prompts
     from locus_train.prompt_report import PromptLengthReport
 
