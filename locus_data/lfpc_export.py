@@ -36,8 +36,8 @@ from locus_data import lfpc_schema as ls
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.images import open_image
+from locus_data.outputs import atomic_write_text
 from locus_data.problems import IMAGE_MARKER
-from locus_data.rows import open_parquet
 from locus_data.schema import ANSWER, IMAGES, PROBLEM
 from locus_data.validate import Report
 from locus_data.vqa import SELECTION, VqaItem, manifest_path, read_manifest, view_problem
@@ -186,9 +186,7 @@ def export_lfpc(
         "with_boxes": {split: sum(bool(it.boxes) for it in rows) for split, rows in splits.items()},
         "with_choices": {split: sum(it.choices is not None for it in rows) for split, rows in splits.items()},
     }
-    tmp = out / f".{ls.EXPORT_INFO}.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / ls.EXPORT_INFO)
+    atomic_write_text(out / ls.EXPORT_INFO, json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -256,13 +254,8 @@ def check_export(out: str | Path, decode: int = 64, progress: bool = True) -> Re
     expected = {f.name: f.type for f in ls.SCHEMA}
     for split in SPLITS:
         path = split_path(out, split)
-        if not path.is_file():
-            report.add("missing split file", f"{path} does not exist; run locus-data export-lfpc")
-            continue
-        try:
-            parquet = open_parquet(path)
-        except UserError as err:
-            report.add("unreadable split file", str(err))
+        parquet = report.open_split(path, "; run locus-data export-lfpc")
+        if parquet is None:
             continue
         schema = parquet.schema_arrow
         wrong = [

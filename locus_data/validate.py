@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from PIL import Image
 from tqdm import tqdm
 
@@ -68,6 +69,21 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def open_split(self, path: Path, missing_hint: str = "") -> pq.ParquetFile | None:
+        """The split file ``path`` opened, or None with the reason recorded (a folder, missing, unreadable);
+        ``missing_hint`` follows "does not exist" (how to make the file)."""
+        if path.is_dir():
+            self.add("split file is a directory", f"{path} is a directory, expected a Parquet file")
+            return None
+        if not path.is_file():
+            self.add("missing split file", f"{path} does not exist{missing_hint}")
+            return None
+        try:
+            return open_parquet(path)
+        except UserError as err:
+            self.add("unreadable split file", str(err))
+            return None
 
     def summary(self) -> str:
         checked = ", ".join(f"{split} {n} rows" for split, n in self.rows.items())
@@ -155,16 +171,8 @@ def validate(dataset: str | Path, decode: int = 64, progress: bool = True, num_i
     bins: dict[str, dict[str, int]] = {}
     for split in SPLITS:
         path = split_path(out, split)
-        if path.is_dir():
-            report.add("split file is a directory", f"{path} is a directory, expected a Parquet file")
-            continue
-        if not path.is_file():
-            report.add("missing split file", f"{path} does not exist")
-            continue
-        try:
-            pf = open_parquet(path)
-        except UserError as err:
-            report.add("unreadable split file", str(err))
+        pf = report.open_split(path)
+        if pf is None:
             continue
         arrow_schema = pf.schema_arrow
         missing = [c for c in REQUIRED_TYPES if c not in arrow_schema.names]

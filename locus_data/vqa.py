@@ -24,7 +24,6 @@ the place and the field: ``manifest.jsonl:7: answer: missing ...`` (lines count 
 
 import difflib
 import json
-import os
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from tqdm import tqdm
 from locus_data.config import SPLITS, split_path
 from locus_data.errors import UserError
 from locus_data.images import open_image
-from locus_data.outputs import check_output
+from locus_data.outputs import atomic_write_text, check_output
 from locus_data.schema import (
     VQA_ANSWER,
     VQA_BOXES,
@@ -261,9 +260,7 @@ def write_manifest(path: str | Path, items: Iterable[VqaItem]) -> Path:
             raise UserError(f"cannot write {path}: item {number}: {problem}") from None
         lines.append(json.dumps(row, ensure_ascii=False))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
     return path
 
 

@@ -44,7 +44,6 @@ are ``.parquet`` (a file or a folder of shards), ``.json`` (a list) or ``.jsonl`
 """
 
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -56,7 +55,7 @@ from typing import Any
 from tqdm import tqdm
 
 from locus_data.errors import UserError
-from locus_data.outputs import check_output
+from locus_data.outputs import atomic_write_bytes, check_output
 from locus_data.problems import IMAGE_MARKER
 from locus_data.vqa import MANIFEST_NAME, VqaItem, write_manifest
 from locus_reward.answers import LETTERS
@@ -342,9 +341,7 @@ def _thinklite(raw: dict[str, Any], index: int, images: Path, skip_bad: bool) ->
     path = images / (re.sub(r"[^A-Za-z0-9._-]", "_", f"thinklite-{key}") + extension)
     if not (path.is_file() and path.read_bytes() == data):  # a rerun rewrites nothing
         images.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, data)
     return f"thinklite-{key}", (path, *size), str(raw["problem"]), [raw["answer"]], {"source_id": key}
 
 

@@ -59,6 +59,7 @@ from locus_agent.backends import BACKENDS, Request
 from locus_agent.conversation import render_prompt
 from locus_data.errors import UserError
 from locus_data.images import open_image
+from locus_data.outputs import atomic_path, atomic_write_text
 from locus_data.vqa import (
     MANIFEST_NAME,
     SELECTION,
@@ -396,7 +397,7 @@ def prepare_out(out: Path, source: Path, settings: Settings, overwrite: bool) ->
                 )
             return
     (out / STATE).mkdir(parents=True, exist_ok=True)
-    _write_atomic(stored_path, json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
+    atomic_write_text(stored_path, json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
 
 
 def load_grid(model: str, backend: str, max_pixels: int) -> tuple[Grid, Any]:
@@ -608,7 +609,7 @@ def select_resolution(
         "asked_this_run": asked,
         "seconds_this_run": round(time.time() - started, 3),
     }
-    _write_atomic(out / REPORT, json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out / REPORT, json.dumps(report, indent=2) + "\n")
     return report
 
 
@@ -671,15 +672,8 @@ def _is_view(path: Path, version: Version) -> bool:
 
 
 def _save_atomic(image: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")  # lossless: the view is exactly what the model answered on
-    os.replace(tmp, path)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")  # lossless: the view is exactly what the model answered on
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from locus_data.outputs import atomic_path, atomic_write_text
+
 
 # ----------------------------------------------------------------------------------------------------------------
 # --dump-batch
@@ -23,7 +25,6 @@ def readable(tokenizer: Any, ids: list[int]) -> str:
 
 def dump_batch(batch: Any, out: Path, tokenizer: Any, scores: Any) -> None:
     """Write the batch as it enters the actor update (see the module docstring); files appear whole."""
-    import os
 
     import torch
     from verl.utils.dataset import process_image
@@ -34,9 +35,8 @@ def dump_batch(batch: Any, out: Path, tokenizer: Any, scores: Any) -> None:
     grids = [row["image_grid_thw"] for row in inputs if "image_grid_thw" in row] if inputs is not None else []
     if grids:
         tensors["image_grid_thw"] = torch.cat(grids)
-    temporary = out / "batch.pt.partial"
-    torch.save(tensors, temporary)
-    os.replace(temporary, out / "batch.pt")
+    with atomic_path(out / "batch.pt") as temporary:
+        torch.save(tensors, temporary)
     meta = batch.meta_info
     response_length = batch.batch["responses"].size(-1)
     lines = []
@@ -58,6 +58,4 @@ def dump_batch(batch: Any, out: Path, tokenizer: Any, scores: Any) -> None:
                 "policy_tokens": int(batch.batch["response_mask"][row].sum()),
             }
         )
-    temporary = out / "rows.jsonl.partial"
-    temporary.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
-    os.replace(temporary, out / "rows.jsonl")
+    atomic_write_text(out / "rows.jsonl", "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
