@@ -13,7 +13,7 @@ The steps live in modules named for them, in the order a build uses them:
 :func:`build` checks the output folder, starts the pool, and runs them. The pool starts first, before this
 process loads numpy and pyarrow (which start threads of their own), so its workers can be forked
 (:class:`locus_data.worker.WorkerPool`) and are ready by the time the annotations are indexed; pyarrow is loaded by
-the walk's writer thread while the pool decodes the first images.
+the walk's writer thread once the pool is busy with the first images (:meth:`locus_data.build_walk.Walk.open_writer`).
 """
 
 import json

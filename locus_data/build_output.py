@@ -1,7 +1,7 @@
 """The output folder: Parquet writers for chunk and final files, and the finishing step that puts the build in place.
 
 The walk's writer thread imports this module (and so pyarrow) when it opens the final files, while the pool
-decodes the first images: :mod:`locus_data.build` and the walk itself never wait for it.
+decodes the images in flight: :mod:`locus_data.build` and the walk itself never wait for it.
 
 **Storage.** Image bytes are dictionary-encoded per row group (:mod:`locus_data.schema`): rows of one image are
 adjacent, so each full image is written about once. The row groups go into ``OUT/.build/{train,val}.parquet.tmp``

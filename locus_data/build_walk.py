@@ -13,16 +13,15 @@ process keeps a bounded window of images in flight (batches of ``TASK_BATCH`` vi
 order; near the end only as many as the cues still needed call for), and never sends an image, or cuts a cue, whose
 bins are already full, which is safe because results only ever fill bins. Workers plan and cut the cues and return
 cue bytes only; the main process reads unchanged source files itself, so full images never cross a process boundary.
-Parquet writing runs in a writer thread (pyarrow releases the GIL), overlapping the next chunk's work; its first job
-opens the final files (importing pyarrow) while the pool decodes the first images.
+Parquet writing runs in a writer thread (pyarrow releases the GIL), overlapping the next chunk's work; its first job,
+given once the first results are back (the pool busy with the images in flight), opens the final files and imports
+pyarrow.
 """
 
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from tqdm import tqdm
 
 from locus_data.build_inputs import Sources
 from locus_data.build_plan import FILL_ORDER
@@ -52,6 +51,7 @@ from locus_data.schema import (
     SOURCE_HEIGHT,
     SOURCE_WIDTH,
     SPLIT,
+    SourceFile,
 )
 from locus_data.worker import ImageResult, ImageTask, WorkerPool, process_source_image, worker_settings
 from locus_reward.frames import rescale_box
@@ -59,6 +59,8 @@ from locus_reward.ground_truth import dumps
 
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from locus_data.build_output import FinalWriters
 
 TASK_BATCH = 8  # images per pool task: fewer round trips, still a fine-grained ordered stream
@@ -113,7 +115,7 @@ class Walk:
         self.pos = state.next_pos  # next image to send
         self.considered_in_chunk = 0
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="locus-writer")
-        self.writing: Future | None = None  # the chunk being written; one at a time bounds memory
+        self.writing: Future | None = None  # the writer's last job (opening the final files, then a chunk)
 
     def is_open(self, size_bin: str) -> bool:
         return any(self.state.counts[s][size_bin] < self.quotas[s][size_bin] for s in FILL_ORDER)
@@ -123,21 +125,30 @@ class Walk:
 
     def run(self, progress: bool) -> None:
         """Walk until every bin is full (unless the resumed state says the walk was done) and write the rows."""
-        # the chunks committed before an interruption: the walk adds to state.chunks while they are copied
-        self.writing = self.writer.submit(self.open_finals, list(self.state.chunks))
         try:
             if not self.state.walk_done:
                 self.walk(progress)
+            self.open_writer()
             self.writing.result()
         finally:
             self.writer.shutdown(wait=True)
             if self.finals is not None:
                 self.finals.close()
 
+    def open_writer(self) -> None:
+        """Have the writer thread open the final files (once; before it writes any chunk).
+
+        The walk calls this when the first results are back, not before: pyarrow, imported then, holds the GIL for
+        ~0.15 s, which would keep the pool's task and result threads from handing the workers their first images.
+        """
+        if self.writing is None:
+            # the chunks committed before an interruption: the walk adds to state.chunks while they are copied
+            self.writing = self.writer.submit(self.open_finals, list(self.state.chunks))
+
     def open_finals(self, committed: list[dict[str, Any]]) -> None:
         """In the writer thread, first: open the final files and copy in the rows of the ``committed`` chunks.
 
-        pyarrow is imported here, so the walk does not wait for it: the pool decodes the first images meanwhile.
+        pyarrow is imported here, so the walk does not wait for it: the pool decodes images meanwhile.
         """
         from locus_data.build_output import FinalWriters, copy_committed_chunks  # heavy: pyarrow
 
@@ -145,11 +156,15 @@ class Walk:
         copy_committed_chunks(self.finals, committed, self.sources.images)
 
     def walk(self, progress: bool) -> None:
+        from tqdm import tqdm  # ~25 ms (it loads importlib.metadata): imported once the pool has its first images
+
         total = sum(sum(q.values()) for q in self.quotas.values())
         bar = tqdm(total=total, initial=sum(self.state.rows.values()), unit="ex", desc="build", disable=not progress)
         try:
             while self.send():
-                for result in self.receive():
+                results = self.receive()
+                self.open_writer()  # the workers are busy with the images in flight by now
+                for result in results:
                     self.consume(result, bar)
                 if self.remaining() == 0:
                     break
@@ -224,7 +239,7 @@ class Walk:
             if self.pool:
                 item.get()
 
-    def consume(self, result: ImageResult, bar: tqdm) -> None:
+    def consume(self, result: ImageResult, bar: "tqdm") -> None:
         """Give one image its split and cues (or none), then commit a chunk when it is due."""
         if not any(self.is_open(c.size_bin) for c in result.specs):
             return  # prefetched, but earlier images filled its bins
@@ -267,10 +282,10 @@ class Walk:
 
     def commit(self, next_pos: int) -> None:
         """Record the chunk in the state and hand its rows to the writer thread (after the previous chunk)."""
+        self.open_writer()  # before the chunk is recorded: the final files take the chunks committed earlier
         rows = self.buffer.rows
         seq = self.state.record_chunk(rows, next_pos, dict(self.skipped), dict(self.reencoded))
-        if self.writing is not None:
-            self.writing.result()  # errors of the previous chunk (or of opening the final files) surface here
+        self.writing.result()  # errors of the previous chunk (or of opening the final files) surface here
         self.writing = self.writer.submit(self.write_chunk, seq, rows, self.state.to_json())
         self.buffer.clear()
         self.considered_in_chunk = 0
@@ -294,8 +309,6 @@ def _emit_rows(
     task = result.task
     file_name = task.image.file_name
     if cfg.image_mode == "bytes":
-        from locus_data.schema import SourceFile  # heavy: pyarrow, which the writer thread loads meanwhile
-
         # an unchanged source file is read by the writer, straight into the row group (see schema.SourceFile)
         full = result.full_data if result.full_data is not None else SourceFile(task.path, result.source_nbytes)
         full_image: Any = {"bytes": full, "path": file_name}
