@@ -13,13 +13,15 @@ build uses more images per example.
 
 In one run it synthesizes the corpus, then ``--repeat`` times, alternately, (1) runs the real ``locus-data build
 --workers N`` as a subprocess and times the whole command (interpreter start, annotation loading, planning,
-decoding, writing, finalizing, stats), sampling the memory of its process tree, and (2) times the floor on the
-source images that build used: each decoded once in a pool of the same worker count, started as the build starts
-its own (pool start-up included; the floor runs in a fresh process, timed from the pool's start), and the bytes of
-each written once to a file. Each pair's ratio build/floor is printed as it is measured, then the medians (a pair
-shares the machine's load of the moment, so the ratios drift less than the times).
+decoding, writing, finalizing, stats), and (2) times the floor on the source images that build used: each decoded
+once in a pool of the same worker count, started as the build starts its own (pool start-up included; the floor runs
+in a fresh process, timed from the pool's start), and the bytes of each written once to a file. Each pair's ratio
+build/floor is printed as it is measured, then the medians (a pair shares the machine's load of the moment, so the
+ratios drift less than the times).
 
-Memory: every 50 ms the sampler reads /proc for the build process and all its descendants and sums their RSS
+Memory is measured in one more build after the pairs, untimed: every 50 ms the sampler reads /proc for the build
+process and all its descendants (reading a process's ``smaps_rollup`` walks its page tables: sampling the timed builds
+slowed them by ~8 %, measured, a load the floor did not carry). It sums their RSS
 (resident pages, counting pages shared between processes once per process, so it overstates) and their PSS
 (proportional set size: shared pages split between the processes sharing them, the honest "all processes together"
 figure). The peaks of both sums are printed. Linux only (it needs /proc).
@@ -194,19 +196,13 @@ def main() -> int:
     ]  # fmt: skip
     print(" ".join(command), flush=True)
     # Alternate build and floor: each pair runs under the same load of the moment, so its ratio is the figure.
-    builds, floors, peaks = [], [], []
+    builds, floors = [], []
     paths: list[str] = []
     for pair in range(1, max(1, args.repeat) + 1):
         subprocess.run(["rm", "-rf", str(out)], check=True)
         start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        sampler = TreeSampler(proc.pid)
-        sampler.start()
-        rc = proc.wait()
+        rc = subprocess.run(command, stdout=subprocess.DEVNULL).returncode
         builds.append(time.perf_counter() - start)
-        sampler.stop.set()
-        sampler.join()
-        peaks.append(sampler)
         if rc != 0:
             print(f"build failed with exit status {rc}")
             return rc
@@ -219,12 +215,22 @@ def main() -> int:
         floors.append(floor)
         print(f"pair {pair}: build {builds[-1]:.2f} s, floor {floors[-1]:.2f} s, ratio {builds[-1] / floors[-1]:.2f}x",
               flush=True)  # fmt: skip
+    # the memory run, apart from the timed ones
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    peak = TreeSampler(proc.pid)
+    peak.start()
+    rc = proc.wait()
+    peak.stop.set()
+    peak.join()
+    if rc != 0:
+        print(f"build failed with exit status {rc}")
+        return rc
     stats = json.loads((out / "stats.json").read_text())
     examples = sum(s["rows"] for s in stats["splits"].values())
     size_mb = sum((out / f"{s}.parquet").stat().st_size for s in ("train", "val")) / 1e6
     ratios = [b / f for b, f in zip(builds, floors)]
     build_s, floor_s = statistics.median(builds), statistics.median(floors)
-    peak_pss, peak_rss = max(p.peak_pss for p in peaks), max(p.peak_rss for p in peaks)
 
     print(f"shape               {args.shape}: {examples} examples from {len(paths)} source images used "
           f"({size_mb:.0f} MB of parquet)")  # fmt: skip
@@ -234,8 +240,8 @@ def main() -> int:
           "their bytes once)")  # fmt: skip
     print(f"ratio build/floor   {statistics.median(ratios):.2f}x median of {len(ratios)} pairs "
           f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")  # fmt: skip
-    print(f"peak memory, sum over {max(p.peak_procs for p in peaks)} processes: PSS {peak_pss / 1024:.0f} MiB, "
-          f"RSS {peak_rss / 1024:.0f} MiB")  # fmt: skip
+    print(f"peak memory, sum over {peak.peak_procs} processes: PSS {peak.peak_pss / 1024:.0f} MiB, "
+          f"RSS {peak.peak_rss / 1024:.0f} MiB (one more build, untimed)")  # fmt: skip
     if not args.keep and not args.work_dir:
         subprocess.run(["rm", "-rf", str(work)], check=True)
     return 0
