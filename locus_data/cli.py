@@ -397,14 +397,14 @@ def builtin_parser() -> tuple[argparse.ArgumentParser, "argparse._SubParsersActi
     return p, sub
 
 
-def parser(with_summaries: bool = False) -> argparse.ArgumentParser:
-    """The whole command-line parser: the built-in commands and those other LOCUS packages register."""
-    p, sub = builtin_parser()
-    for name, entry in sorted(plugin_commands().items()):
+def add_plugin_commands(
+    sub: "argparse._SubParsersAction", plugins: dict[str, "importlib.metadata.EntryPoint"], with_summaries: bool
+) -> None:
+    """List the plugin commands beside the built-in ones (each parses its own arguments when it runs)."""
+    for name, entry in sorted(plugins.items()):
         # the summary is the command module's first docstring line, read only for the top-level --help
         summary = _summary(entry) if with_summaries else entry.module.split(".")[0]
         sub.add_parser(name, help=f"{summary} (see locus-data {name} --help)", add_help=False)
-    return p
 
 
 def _summary(entry: "importlib.metadata.EntryPoint") -> str:
@@ -416,15 +416,15 @@ def _summary(entry: "importlib.metadata.EntryPoint") -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        builtin, sub = builtin_parser()
-        if argv and argv[0] in sub.choices:
-            # a built-in command skips the entry-point scan, which would add ~40 ms to the start of every build
-            args = builtin.parse_args(argv)
-            return args.func(args)
-        plugins = plugin_commands()
-        if argv and argv[0] in plugins:
-            return plugins[argv[0]].load()(argv[1:])
-        args = parser(with_summaries=not argv or argv[0] in ("-h", "--help")).parse_args(argv)
+        p, sub = builtin_parser()
+        # a built-in command skips the entry-point scan, which would add ~40 ms to the start of every build
+        if not argv or argv[0] not in sub.choices:
+            plugins = plugin_commands()
+            if argv and argv[0] in plugins:
+                return plugins[argv[0]].load()(argv[1:])
+            # the top-level --help or a command nobody provides: argparse lists every command
+            add_plugin_commands(sub, plugins, with_summaries=not argv or argv[0] in ("-h", "--help"))
+        args = p.parse_args(argv)
         return args.func(args)
     except UserError as err:
         print(f"locus-data: error: {err}", file=sys.stderr)
