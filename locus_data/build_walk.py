@@ -156,18 +156,20 @@ class Walk:
         copy_committed_chunks(self.finals, committed, self.sources.images)
 
     def walk(self, progress: bool) -> None:
+        more = self.send()  # the pool's first images, before anything else is loaded
         from tqdm import tqdm  # ~25 ms (it loads importlib.metadata): imported once the pool has its first images
 
         total = sum(sum(q.values()) for q in self.quotas.values())
         bar = tqdm(total=total, initial=sum(self.state.rows.values()), unit="ex", desc="build", disable=not progress)
         try:
-            while self.send():
+            while more:
                 results = self.receive()
                 self.open_writer()  # the workers are busy with the images in flight by now
                 for result in results:
                     self.consume(result, bar)
                 if self.remaining() == 0:
                     break
+                more = self.send()
             self.state.walk_done = True
             self.commit(self.pos)
             self.wait_in_flight()
