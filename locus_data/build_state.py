@@ -12,7 +12,6 @@ filesystem orders renames after data.
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from locus_data.build_inputs import Sources
 from locus_data.build_plan import FILL_ORDER
 from locus_data.config import SIZE_BINS, DataConfig, load_config, to_dict
 from locus_data.errors import UserError
+from locus_data.outputs import atomic_write_text
 
 
 STATE_VERSION = 1
@@ -49,9 +49,7 @@ class WalkState:
         return json.dumps({"version": STATE_VERSION, **self.__dict__}, indent=1)
 
     def save(self, path: Path, text: str | None = None) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json() if text is None else text)
-        os.replace(tmp, path)
+        atomic_write_text(path, self.to_json() if text is None else text)
 
     @classmethod
     def load(cls, path: Path) -> "WalkState":

@@ -31,6 +31,7 @@ from locus_data.coco_index import SourceImage
 from locus_data.config import DataConfig
 from locus_data.crops import CueSpec, cue_problem, cue_size, downsampled_size, encode, render_cue
 from locus_data.images import ImageTooLarge, open_image
+from locus_data.outputs import atomic_write_bytes
 from locus_data.sampling import plan_cues
 
 
@@ -300,7 +301,5 @@ def process_source_image(task: ImageTask, settings: WorkerSettings) -> ImageResu
 
 def _write(path: Path, data: bytes) -> str:
     # rename into place so a killed build never leaves a half-written image behind a path a row points to
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return str(path.resolve())

@@ -25,7 +25,6 @@ def readable(tokenizer: Any, ids: list[int]) -> str:
 
 def dump_batch(batch: Any, out: Path, tokenizer: Any, scores: Any) -> None:
     """Write the batch as it enters the actor update (see the module docstring); files appear whole."""
-
     import torch
     from verl.utils.dataset import process_image
 
